@@ -1,0 +1,75 @@
+# cachebox developer tasks. `make help` lists them.
+# Only `python3` and `cargo` must exist beforehand: everything else (venvs, maturin, pytest,
+# rustfmt, clippy) is installed by these targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+PIP_FLAGS := -q --disable-pip-version-check
+BUILD_DEPS := maturin>=1.16,<2
+TEST_DEPS := pytest>=8 hypothesis>=6.100
+LINT_DEPS := ruff>=0.6
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+# The newest installed patch release of each CPython 3.9-3.13 under pyenv.
+PYTHONS := $(strip $(foreach v,3.9 3.10 3.11 3.12 3.13,$(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(v).*/bin/python$(v))))))
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VPY) -m pip install $(PIP_FLAGS) "$(BUILD_DEPS)" $(TEST_DEPS) $(LINT_DEPS)
+
+.PHONY: venv
+venv: $(VPY) ## Create .venv (maturin, pytest, hypothesis, ruff)
+
+.PHONY: build
+build: $(VPY) ## Build the extension (release) into .venv
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release -q
+
+.PHONY: demo
+demo: build ## Build, then show the caches at work and a timing against functools.lru_cache
+	$(VPY) benches/demo.py
+
+.PHONY: rust-tools
+rust-tools:
+	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+.PHONY: lint
+lint: rust-tools $(VPY) ## cargo fmt --check, clippy -D warnings, ruff
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check cachebox tests benches
+	$(VENV)/bin/ruff format --check cachebox tests benches
+
+.PHONY: test-rust
+test-rust: ## Rust unit tests of the table, store and policies
+	PYO3_PYTHON=$(abspath $(VPY)) cargo test --workspace -q
+
+.PHONY: test-python
+test-python: $(VPY) ## Build for and run pytest on every CPython 3.9-3.13 found under pyenv
+	@if [ -z "$(PYTHONS)" ]; then echo "no CPython 3.9-3.13 found under $(PYENV_ROOT)/versions" >&2; exit 1; fi
+	@set -e; for py in $(PYTHONS); do \
+	  v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  env=.venvs/py$$v; \
+	  echo "=== CPython $$v ($$py)"; \
+	  if [ ! -x $$env/bin/python ]; then $$py -m venv $$env; fi; \
+	  $$env/bin/python -m pip install $(PIP_FLAGS) $(TEST_DEPS); \
+	  rm -rf .build/py$$v; \
+	  $(VENV)/bin/maturin build -q --profile ci -i $$env/bin/python --out .build/py$$v --target-dir target/py$$v; \
+	  $$env/bin/python -m pip install $(PIP_FLAGS) --force-reinstall --no-deps .build/py$$v/*.whl; \
+	  (cd tests && ../$$env/bin/python -m pytest -q -p no:cacheprovider .); \
+	done
+
+.PHONY: test
+test: lint test-rust test-python ## Every check: lints, Rust tests, pytest on each CPython
+
+.PHONY: clean
+clean: ## Remove build outputs and venvs
+	rm -rf target .build .venv .venvs

@@ -1,0 +1,703 @@
+//! `CacheCore<P>`: the Python-facing half of every cache class, generic over the policy. The
+//! pyclasses stamped by `cache_pyclass!` hold one of these and forward to it.
+//!
+//! The shape of every operation is the same, and it is the locking discipline:
+//! 1. everything that can run Python (hash, `__sizeof__`, iterating arguments) happens first;
+//! 2. the store is locked and changed (only a key's `__eq__` can run here);
+//! 3. the lock is released, and only then are removed objects dropped (`Trash`) and results
+//!    converted to Python objects (which may allocate and so trigger a GC pass).
+
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyKeyError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::{intern, PyTraverseError};
+
+use crate::clock;
+use crate::convert::{entry_size, for_each_pair, hash_key};
+use crate::entry::Entry;
+use crate::policy::{NewMeta, Policy, Unordered};
+use crate::store::{Limits, Probe, Store, Trash, Walk};
+use crate::sync::{Guarded, Locked};
+
+/// What an iterator yields.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Keys,
+    Values,
+    Items,
+    ItemsWithExpire,
+    ItemsWithFrequency,
+}
+
+/// An iterator's position. Its own mutex serializes `__next__` on one iterator object.
+pub struct CoreIter<P: Policy> {
+    walk: Mutex<Option<Walk<P::Cursor>>>,
+    kind: Kind,
+}
+
+/// How many items `repr` shows before eliding the rest.
+const REPR_ITEMS: usize = 51;
+
+fn key_error(key: &Bound<'_, PyAny>) -> PyErr {
+    // A tuple argument would be unpacked into several args; wrap it so `e.args == (key,)`.
+    PyKeyError::new_err((key.clone().unbind(),))
+}
+
+fn empty_key_error() -> PyErr {
+    PyKeyError::new_err(())
+}
+
+/// Seconds left before `expire_at`, clamped at 0; 0 for entries that never expire.
+fn remaining(expire_at: f64, now: f64) -> f64 {
+    if expire_at.is_finite() {
+        (expire_at - now).max(0.0)
+    } else {
+        0.0
+    }
+}
+
+/// A snapshot of one entry taken under the lock, converted after unlocking.
+struct Item {
+    key: Py<PyAny>,
+    value: Py<PyAny>,
+    expire_at: f64,
+    frequency: u64,
+}
+
+pub struct CacheCore<P: Policy> {
+    store: Guarded<Store<P>>,
+}
+
+impl<P: Policy> CacheCore<P> {
+    /// The state `__new__` creates; `__init__` or `__setstate__` configures it.
+    pub fn unconfigured() -> Self {
+        let mut store = Store::new(Limits::new(0, 0));
+        store.ready = false;
+        Self { store: Guarded::new(store) }
+    }
+}
+
+impl<P: Policy> CacheCore<P> {
+    #[inline]
+    fn lock(&self, py: Python<'_>) -> PyResult<Locked<'_, Store<P>>> {
+        let store = self.store.lock(py)?;
+        if store.ready {
+            Ok(store)
+        } else {
+            Err(PyRuntimeError::new_err("the cache is not initialized: its __init__ was not called"))
+        }
+    }
+
+    /// Replaces the whole state (`__init__`, `__setstate__`, `copy`).
+    pub fn install(&self, py: Python<'_>, store: Store<P>) -> PyResult<()> {
+        let old = std::mem::replace(&mut *self.store.lock(py)?, store);
+        drop(old);
+        Ok(())
+    }
+
+    fn policy(ttl: Option<f64>) -> PyResult<P> {
+        P::with_ttl(ttl).ok_or_else(|| PyValueError::new_err("cache state does not match the class"))
+    }
+
+    /// `__init__`: a fresh store with these limits, then `self.update(iterable)` (through
+    /// Python, so a subclass's `update` is honoured). `update_ttl` is VTTL's extra argument.
+    #[allow(clippy::too_many_arguments)]
+    pub fn init(
+        &self,
+        this: &Bound<'_, PyAny>,
+        ttl: Option<f64>,
+        maxsize: usize,
+        capacity: usize,
+        maxmemory: usize,
+        iterable: Option<&Bound<'_, PyAny>>,
+        update_ttl: Option<Option<&Bound<'_, PyAny>>>,
+    ) -> PyResult<()> {
+        let py = this.py();
+        let mut store = Store::with_policy(Self::policy(ttl)?, Limits::new(maxsize, maxmemory));
+        store.reserve(capacity)?;
+        self.install(py, store)?;
+        match iterable {
+            Some(it) if !it.is_none() => {
+                let update = intern!(py, "update");
+                match update_ttl {
+                    Some(ttl) => this.call_method1(update, (it, ttl))?,
+                    None => this.call_method1(update, (it,))?,
+                };
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    #[inline]
+    fn probe<'a, 'py>(key: &'a Bound<'py, PyAny>) -> PyResult<Probe<'a, 'py>> {
+        Ok(Probe { key, hash: hash_key(key)? })
+    }
+
+    #[inline]
+    pub fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let probe = Self::probe(key)?;
+        let mut store = self.lock(py)?;
+        Ok(store.get(py, &probe)?.map(|v| v.clone_ref(py)))
+    }
+
+    #[inline]
+    pub fn getitem(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.get(py, key)?.ok_or_else(|| key_error(key))
+    }
+
+    #[inline]
+    pub fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let probe = Self::probe(key)?;
+        let mut store = self.lock(py)?;
+        Ok(store.get(py, &probe)?.is_some())
+    }
+
+    pub fn peek(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyAny>, f64)>> {
+        let probe = Self::probe(key)?;
+        let store = self.lock(py)?;
+        Ok(store.peek(py, &probe)?.map(|(v, at)| (v.clone_ref(py), at)))
+    }
+
+    /// `get_with_expire`: `(value, seconds left)` or `(default, 0.0)`.
+    pub fn get_with_expire(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: Py<PyAny>,
+    ) -> PyResult<(Py<PyAny>, f64)> {
+        let now = clock::now();
+        Ok(self.peek(py, key)?.map_or((default, 0.0), |(v, at)| (v, remaining(at, now))))
+    }
+
+    /// `insert`/`[]=`: returns the previous live value.
+    pub fn insert(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        meta: NewMeta,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let probe = Self::probe(key)?;
+        let size = entry_size(key, value)?;
+        let mut trash = Trash::default();
+        let replaced = {
+            let mut store = self.lock(py)?;
+            store.insert(py, &probe, value.clone().unbind(), size, meta, &mut trash)?
+        };
+        drop(trash);
+        Ok(replaced.and_then(|r| r.live.then_some(r.value)))
+    }
+
+    pub fn setdefault(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: &Bound<'_, PyAny>,
+        meta: NewMeta,
+    ) -> PyResult<Py<PyAny>> {
+        let probe = Self::probe(key)?;
+        // Sizes are only needed when the key is missing; look first so that a hit never calls
+        // `__sizeof__` on the default.
+        {
+            let mut store = self.lock(py)?;
+            let now = Store::<P>::now();
+            if let Some(id) = store.find_live(py, &probe, now)? {
+                store.policy.on_setdefault_hit(id);
+                return Ok(store.entry(id).value.clone_ref(py));
+            }
+        }
+        let size = entry_size(key, default)?;
+        let mut trash = Trash::default();
+        let found = {
+            let mut store = self.lock(py)?;
+            store.setdefault(py, &probe, default.clone().unbind(), size, meta, &mut trash)?
+        };
+        drop(trash);
+        Ok(found.unwrap_or_else(|| default.clone().unbind()))
+    }
+
+    pub fn pop(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Entry>> {
+        let probe = Self::probe(key)?;
+        let mut store = self.lock(py)?;
+        store.pop(py, &probe)
+    }
+
+    /// `pop_with_expire`: `(value, seconds left)` or `(default, 0.0)`.
+    pub fn pop_with_expire(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: Py<PyAny>,
+    ) -> PyResult<(Py<PyAny>, f64)> {
+        let probe = Self::probe(key)?;
+        let now = clock::now();
+        let popped = {
+            let mut store = self.lock(py)?;
+            let now_store = Store::<P>::now();
+            match store.find_live(py, &probe, now_store)? {
+                Some(id) => {
+                    let at = store.policy.expire_at(id);
+                    store.policy.settle();
+                    Some((store.remove_id(id), at))
+                }
+                None => None,
+            }
+        };
+        Ok(popped.map_or((default, 0.0), |(e, at)| (e.value, remaining(at, now))))
+    }
+
+    pub fn delitem(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        match self.pop(py, key)? {
+            Some(_) => Ok(()),
+            None => Err(key_error(key)),
+        }
+    }
+
+    fn require_order(&self) -> PyResult<()> {
+        if P::EVICTS {
+            Ok(())
+        } else {
+            Err(PyNotImplementedError::new_err(()))
+        }
+    }
+
+    /// `popitem`, with the expiry of the removed entry.
+    pub fn popitem(&self, py: Python<'_>) -> PyResult<(Entry, f64)> {
+        self.require_order()?;
+        let mut trash = Trash::default();
+        let popped = {
+            let mut store = self.lock(py)?;
+            store.sweep(Store::<P>::now(), &mut trash);
+            store.policy.victim().map(|id| {
+                let at = store.policy.expire_at(id);
+                (store.remove_id(id), at)
+            })
+        };
+        drop(trash);
+        popped.ok_or_else(empty_key_error)
+    }
+
+    /// `popitem_with_expire`: `(key, value, seconds left)`.
+    pub fn popitem_with_expire(&self, py: Python<'_>) -> PyResult<(Py<PyAny>, Py<PyAny>, f64)> {
+        let (entry, at) = self.popitem(py)?;
+        Ok((entry.key, entry.value, remaining(at, clock::now())))
+    }
+
+    /// `drain(n)`: pops up to `n` entries; returns how many.
+    pub fn drain(&self, py: Python<'_>, n: isize) -> PyResult<usize> {
+        self.require_order()?;
+        let mut trash = Trash::default();
+        let count = {
+            let mut store = self.lock(py)?;
+            let mut count = 0usize;
+            while isize::try_from(count).is_ok_and(|c| c < n) {
+                match store.popitem(&mut trash) {
+                    Some(entry) => trash.push(entry),
+                    None => break,
+                }
+                count += 1;
+            }
+            count
+        };
+        drop(trash);
+        Ok(count)
+    }
+
+    /// `update(iterable)`: inserts pairs one by one, like repeated `insert`. The iterable is
+    /// consumed without holding the lock, so it may read this cache freely.
+    pub fn update(
+        &self,
+        py: Python<'_>,
+        this: &Bound<'_, PyAny>,
+        iterable: &Bound<'_, PyAny>,
+        meta: impl Fn() -> NewMeta,
+    ) -> PyResult<()> {
+        if iterable.is(this) {
+            return Ok(());
+        }
+        for_each_pair(iterable, |key, value| self.insert(py, key, value, meta()).map(drop))
+    }
+
+    pub fn clear(&self, py: Python<'_>, reuse: bool) -> PyResult<()> {
+        let mut trash = Trash::default();
+        self.lock(py)?.clear(reuse, &mut trash);
+        drop(trash);
+        Ok(())
+    }
+
+    pub fn shrink_to_fit(&self, py: Python<'_>) -> PyResult<()> {
+        let mut trash = Trash::default();
+        self.lock(py)?.shrink_to_fit(&mut trash);
+        drop(trash);
+        Ok(())
+    }
+
+    /// `expire()`: sweeps expired entries now, then shrinks.
+    pub fn expire(&self, py: Python<'_>) -> PyResult<()> {
+        self.shrink_to_fit(py)
+    }
+
+    pub fn len(&self, py: Python<'_>) -> PyResult<usize> {
+        let mut trash = Trash::default();
+        let len = self.lock(py)?.live_len(&mut trash);
+        drop(trash);
+        Ok(len)
+    }
+
+    pub fn is_full(&self, py: Python<'_>) -> PyResult<bool> {
+        let mut trash = Trash::default();
+        let full = self.lock(py)?.is_full(&mut trash);
+        drop(trash);
+        Ok(full)
+    }
+
+    pub fn read<T>(&self, py: Python<'_>, f: impl FnOnce(&Store<P>) -> T) -> PyResult<T> {
+        Ok(f(&*self.lock(py)?))
+    }
+
+    /// `TTLCache.ttl`.
+    pub fn ttl(&self, py: Python<'_>) -> PyResult<f64> {
+        self.read(py, |s| s.policy.global_ttl().unwrap_or(f64::INFINITY))
+    }
+
+    /// The key at position `n` of the policy order (`first`, `last`, `least_recently_used`...).
+    pub fn nth_key(&self, py: Python<'_>, n: isize) -> PyResult<Option<Py<PyAny>>> {
+        let mut trash = Trash::default();
+        let key = {
+            let mut store = self.lock(py)?;
+            store.nth(n, &mut trash).map(|id| store.entry(id).key.clone_ref(py))
+        };
+        drop(trash);
+        Ok(key)
+    }
+
+    fn snapshot(store: &Store<P>, py: Python<'_>, id: u32) -> Item {
+        let entry = store.entry(id);
+        Item {
+            key: entry.key.clone_ref(py),
+            value: entry.value.clone_ref(py),
+            expire_at: store.policy.expire_at(id),
+            frequency: store.policy.frequency(id),
+        }
+    }
+
+    /// Live entries in policy order, up to `limit`, plus the live length.
+    fn items(&self, py: Python<'_>, limit: usize) -> PyResult<(Vec<Item>, usize)> {
+        let mut trash = Trash::default();
+        let out = {
+            let mut store = self.lock(py)?;
+            let ids = store.ordered_ids(&mut trash);
+            let items = ids.iter().take(limit).map(|&id| Self::snapshot(&store, py, id)).collect();
+            (items, ids.len())
+        };
+        drop(trash);
+        Ok(out)
+    }
+
+    // ---- iteration ----
+
+    pub fn iter(&self, py: Python<'_>, kind: Kind) -> PyResult<CoreIter<P>> {
+        let mut trash = Trash::default();
+        let walk = self.lock(py)?.walk(&mut trash);
+        drop(trash);
+        Ok(CoreIter { walk: Mutex::new(Some(walk)), kind })
+    }
+
+    pub fn next(&self, py: Python<'_>, it: &CoreIter<P>) -> PyResult<Option<Py<PyAny>>> {
+        let item = {
+            let mut walk = it.walk.lock_py_attached(py);
+            let Some(w) = walk.as_mut() else { return Ok(None) };
+            let store = self.lock(py)?;
+            match store.step(w) {
+                Err(()) => return Err(PyRuntimeError::new_err("cache changed during iteration")),
+                Ok(None) => {
+                    *walk = None;
+                    return Ok(None);
+                }
+                Ok(Some(id)) => Self::snapshot(&store, py, id),
+            }
+        };
+        let out = match it.kind {
+            Kind::Keys => item.key,
+            Kind::Values => item.value,
+            Kind::Items => PyTuple::new(py, [item.key, item.value])?.into_any().unbind(),
+            Kind::ItemsWithExpire => {
+                let left = remaining(item.expire_at, clock::now()).into_pyobject(py)?.into_any().unbind();
+                PyTuple::new(py, [item.key, item.value, left])?.into_any().unbind()
+            }
+            Kind::ItemsWithFrequency => {
+                let freq = item.frequency.into_pyobject(py)?.into_any().unbind();
+                PyTuple::new(py, [item.key, item.value, freq])?.into_any().unbind()
+            }
+        };
+        Ok(Some(out))
+    }
+
+    // ---- comparison and display ----
+
+    /// `self == other` for two caches of the same class (SPEC §2.8). Locks one cache at a
+    /// time, and compares values with no lock held.
+    pub fn equals(&self, py: Python<'_>, other: &Self) -> PyResult<bool> {
+        if std::ptr::eq(self, other) {
+            return Ok(true);
+        }
+        let (mine, len) = self.items(py, usize::MAX)?;
+        let limits = self.read(py, |s| s.limits)?;
+        let mut trash = Trash::default();
+        let theirs = {
+            let mut store = other.lock(py)?;
+            let same = store.limits.maxsize == limits.maxsize
+                && store.limits.maxmemory == limits.maxmemory
+                && store.live_len(&mut trash) == len;
+            if !same {
+                return Ok(false);
+            }
+            let now = Store::<P>::now();
+            let mut theirs = Vec::with_capacity(len);
+            for item in &mine {
+                let probe = Probe { key: item.key.bind(py), hash: hash_key(item.key.bind(py))? };
+                match store.find_live(py, &probe, now)? {
+                    Some(id) => theirs.push(store.entry(id).value.clone_ref(py)),
+                    None => return Ok(false),
+                }
+            }
+            theirs
+        };
+        drop(trash);
+        for (item, value) in mine.iter().zip(&theirs) {
+            if !item.value.bind(py).eq(value)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `repr`: `module.Name[len/maxsize]({k: v, ...})`, TTL adds `, ttl=...`.
+    pub fn repr(&self, this: &Bound<'_, PyAny>) -> PyResult<String> {
+        let py = this.py();
+        let cls = this.get_type();
+        let module = cls.getattr(intern!(py, "__module__"))?;
+        let name = cls.getattr(intern!(py, "__name__"))?;
+        let (items, len) = self.items(py, REPR_ITEMS)?;
+        let (maxsize, ttl) = self.read(py, |s| (s.limits.maxsize, s.policy.global_ttl()))?;
+        let mut out = format!("{module}.{name}[{len}/{maxsize}");
+        if let Some(ttl) = ttl {
+            out.push_str(&format!(", ttl={ttl:.6}"));
+        }
+        out.push_str("]({");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&item.key.bind(py).repr()?.to_cow()?);
+            out.push_str(": ");
+            out.push_str(&item.value.bind(py).repr()?.to_cow()?);
+        }
+        if len > items.len() {
+            out.push_str(&format!(", ... {} more ...", len - items.len()));
+        }
+        out.push_str("})");
+        Ok(out)
+    }
+
+    // ---- copies and pickling ----
+
+    pub fn copy_into(&self, py: Python<'_>, target: &Self) -> PyResult<()> {
+        let copy = self.lock(py)?.duplicate(py);
+        target.install(py, copy)
+    }
+
+    /// `(maxsize, maxmemory, capacity, [(key, value, extra), ...], ttl, attrs)`, where `extra`
+    /// is the frequency (LFU), the UNIX expiry time (TTL/VTTL; `None` = never) or `None`, and
+    /// `attrs` a Python subclass instance's `__dict__`.
+    pub fn getstate(&self, this: &Bound<'_, PyAny>) -> PyResult<Py<PyTuple>> {
+        let py = this.py();
+        let (items, _) = self.items(py, usize::MAX)?;
+        let (limits, capacity, ttl) = self.read(py, |s| (s.limits, s.capacity(), s.policy.global_ttl()))?;
+        let list = PyList::empty(py);
+        for item in items {
+            let extra: Py<PyAny> = if P::EXPIRES {
+                if item.expire_at.is_finite() {
+                    clock::to_unix(item.expire_at).into_pyobject(py)?.into_any().unbind()
+                } else {
+                    py.None()
+                }
+            } else if P::FREQUENCY {
+                item.frequency.into_pyobject(py)?.into_any().unbind()
+            } else {
+                py.None()
+            };
+            list.append(PyTuple::new(py, [item.key, item.value, extra])?)?;
+        }
+        let attrs = instance_dict(this).filter(|d| !d.is_empty());
+        let state = (limits.maxsize, limits.maxmemory, capacity, list, ttl, attrs);
+        Ok(state.into_pyobject(py)?.unbind())
+    }
+
+    /// Rebuilds a store from `(key, value, meta)` triples (pickle, deepcopy). Runs Python
+    /// (hash, `__sizeof__`, `__eq__`) on a store nobody else can see yet, so no lock is needed.
+    pub fn build(
+        py: Python<'_>,
+        policy: P,
+        limits: Limits,
+        capacity: usize,
+        items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>, NewMeta)>,
+    ) -> PyResult<Store<P>> {
+        if items.len() > limits.maxsize {
+            return Err(PyValueError::new_err("state holds more items than maxsize"));
+        }
+        let mut store = Store::with_policy(policy, limits);
+        store.reserve(capacity.max(items.len()))?;
+        let now = clock::now();
+        let mut trash = Trash::default();
+        for (key, value, meta) in items {
+            if meta.expire_at < now {
+                continue;
+            }
+            let probe = Self::probe(&key)?;
+            let size = entry_size(&key, &value)?;
+            if store.insert(py, &probe, value.unbind(), size, meta, &mut trash)?.is_some() {
+                return Err(PyValueError::new_err("state holds a duplicate key"));
+            }
+        }
+        if !trash.entries.is_empty() {
+            return Err(PyValueError::new_err("state does not fit the cache's limits"));
+        }
+        Ok(store)
+    }
+
+    /// Parses `getstate`'s tuple back into a store.
+    pub fn setstate(&self, this: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = this.py();
+        let state = state.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("cache state must be a tuple"))?;
+        if state.len() != 6 {
+            return Err(PyValueError::new_err("cache state must have 6 fields"));
+        }
+        let maxsize: usize = state.get_item(0)?.extract()?;
+        let maxmemory: usize = state.get_item(1)?.extract()?;
+        let capacity: usize = state.get_item(2)?.extract()?;
+        let ttl_field = state.get_item(4)?;
+        let ttl = if ttl_field.is_none() { None } else { Some(crate::convert::ttl_seconds(&ttl_field)?) };
+        let policy = Self::policy(ttl)?;
+        let mut items = Vec::new();
+        for item in state.get_item(3)?.try_iter()? {
+            let item = item?;
+            let triple =
+                item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("cache state items must be tuples"))?;
+            if triple.len() != 3 {
+                return Err(PyValueError::new_err("cache state items must be (key, value, extra) tuples"));
+            }
+            let extra = triple.get_item(2)?;
+            let mut meta = NewMeta::default();
+            if P::EXPIRES {
+                if !extra.is_none() {
+                    let at: f64 = extra.extract()?;
+                    if at.is_nan() {
+                        return Err(PyValueError::new_err("cache state holds a NaN expiry"));
+                    }
+                    meta.expire_at = clock::from_unix(at);
+                }
+            } else if P::FREQUENCY {
+                meta.frequency = extra.extract()?;
+            }
+            items.push((triple.get_item(0)?, triple.get_item(1)?, meta));
+        }
+        if P::EXPIRES && P::INSERTION_ORDERED {
+            // TTL keeps expiries ascending from oldest to newest; a valid state already is.
+            items.sort_by(|a, b| a.2.expire_at.total_cmp(&b.2.expire_at));
+        }
+        let store = Self::build(py, policy, Limits::new(maxsize, maxmemory), capacity, items)?;
+        self.install(py, store)?;
+        let attrs = state.get_item(5)?;
+        if !attrs.is_none() {
+            if let Some(dict) = instance_dict(this) {
+                dict.call_method1(intern!(py, "update"), (attrs,))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `__deepcopy__`: the same entries, keys and values deep-copied with `memo`.
+    pub fn deepcopy_into(&self, py: Python<'_>, target: &Self, memo: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (items, _) = self.items(py, usize::MAX)?;
+        let (limits, capacity, ttl) = self.read(py, |s| (s.limits, s.capacity(), s.policy.global_ttl()))?;
+        let policy = Self::policy(ttl)?;
+        let deepcopy = py.import(intern!(py, "copy"))?.getattr(intern!(py, "deepcopy"))?;
+        let mut copied = Vec::with_capacity(items.len());
+        for item in items {
+            let meta = NewMeta { expire_at: item.expire_at, frequency: item.frequency };
+            copied.push((deepcopy.call1((item.key, memo))?, deepcopy.call1((item.value, memo))?, meta));
+        }
+        let store = Self::build(py, policy, limits, capacity, copied)?;
+        target.install(py, store)
+    }
+
+    // ---- garbage collector ----
+
+    /// Never blocks: if the cache is busy (even on this very thread, inside `__eq__`), its
+    /// contents are not reported, which only delays collection.
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        let Some(store) = self.store.try_lock() else { return Ok(()) };
+        let mut result = Ok(());
+        store.visit(&mut |entry| {
+            if result.is_ok() {
+                result = visit.call(&entry.key).and_then(|()| visit.call(&entry.value));
+            }
+        });
+        result
+    }
+
+    pub fn clear_for_gc(&self) {
+        let mut trash = Trash::default();
+        if let Some(mut store) = self.store.try_lock() {
+            store.clear(false, &mut trash);
+        }
+        drop(trash);
+    }
+}
+
+/// Argument conversions the stamped classes call (so the macros name no paths of this crate).
+impl<P: Policy> CacheCore<P> {
+    pub const KEYS: Kind = Kind::Keys;
+    pub const VALUES: Kind = Kind::Values;
+    pub const ITEMS: Kind = Kind::Items;
+    pub const ITEMS_WITH_EXPIRE: Kind = Kind::ItemsWithExpire;
+    pub const ITEMS_WITH_FREQUENCY: Kind = Kind::ItemsWithFrequency;
+
+    pub fn no_meta() -> NewMeta {
+        NewMeta::default()
+    }
+
+    /// `TTLCache`'s `ttl` argument, validated.
+    pub fn ttl_arg(ttl: &Bound<'_, PyAny>) -> PyResult<f64> {
+        crate::convert::ttl_seconds(ttl)
+    }
+
+    /// `VTTLCache`'s `ttl` argument, validated; `None` = never expires.
+    pub fn vttl_arg(ttl: Option<&Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
+        crate::convert::vttl_seconds(ttl)
+    }
+
+    /// The metadata of an entry written now with `ttl` seconds to live.
+    pub fn expiring(ttl: Option<f64>) -> NewMeta {
+        NewMeta { expire_at: ttl.map_or(f64::INFINITY, |t| clock::now() + t), frequency: 0 }
+    }
+}
+
+impl CacheCore<Unordered<true>> {
+    /// `RRCache.random_key()`.
+    pub fn random_key(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let mut store = self.lock(py)?;
+        let id = store.policy.random().ok_or_else(empty_key_error)?;
+        Ok(store.entry(id).key.clone_ref(py))
+    }
+}
+
+/// A Python subclass instance's `__dict__`, if it has one (pickle keeps it).
+pub fn instance_dict<'py>(this: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
+    this.getattr(intern!(this.py(), "__dict__")).ok().and_then(|d| d.cast_into::<PyDict>().ok())
+}

@@ -1,0 +1,40 @@
+//! cachebox's native module `cachebox._core`.
+//!
+//! Free-threading (`gil_used = false`): every cache keeps all of its state behind one mutex
+//! (`sync::Guarded`), taken for each operation; iterators hold their own mutex; decorated
+//! functions' counters are atomics. Nothing relies on the GIL for exclusion, so the module is
+//! safe without it.
+
+mod base;
+mod classes;
+mod clock;
+mod convert;
+mod core;
+mod entry;
+mod policy;
+mod store;
+mod sync;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = false)]
+mod _core {
+    #[pymodule_export]
+    use crate::base::{BaseCacheImpl, Frozen};
+    #[pymodule_export]
+    use crate::classes::{Cache, FIFOCache, LFUCache, LRUCache, RRCache, TTLCache, VTTLCache};
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        Ok(())
+    }
+
+    /// Moves the TTL clock forward by `seconds` for every cache (for tests).
+    #[pyfunction]
+    fn _advance_clock(seconds: f64) {
+        crate::clock::advance(seconds);
+    }
+}

@@ -1,0 +1,160 @@
+//! LRU: a doubly linked list threaded through the dense slots by id, head = least recently used.
+
+use std::collections::TryReserveError;
+
+use pyo3::Python;
+
+use super::dense::{dense_storage, resolve_index, Dense};
+use super::{Fix, NewMeta, Policy};
+use crate::entry::{Entry, Slot};
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy)]
+pub struct Links {
+    prev: u32,
+    next: u32,
+}
+
+pub struct Lru {
+    pub dense: Dense<Links>,
+    head: u32,
+    tail: u32,
+}
+
+impl Default for Lru {
+    fn default() -> Self {
+        Self { dense: Dense::default(), head: NIL, tail: NIL }
+    }
+}
+
+impl Lru {
+    #[inline]
+    fn links(&mut self, id: u32) -> &mut Links {
+        &mut self.dense.slots[id as usize].meta
+    }
+
+    #[inline]
+    fn unlink(&mut self, id: u32) {
+        let Links { prev, next } = self.dense.slots[id as usize].meta;
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.links(prev).next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.links(next).prev = prev;
+        }
+    }
+
+    #[inline]
+    fn link_tail(&mut self, id: u32) {
+        let tail = self.tail;
+        *self.links(id) = Links { prev: tail, next: NIL };
+        if tail == NIL {
+            self.head = id;
+        } else {
+            self.links(tail).next = id;
+        }
+        self.tail = id;
+    }
+
+    #[inline]
+    fn move_to_tail(&mut self, id: u32) {
+        if self.tail != id {
+            self.unlink(id);
+            self.link_tail(id);
+        }
+    }
+}
+
+impl Policy for Lru {
+    type Meta = Links;
+    /// The next id to yield.
+    type Cursor = u32;
+
+    dense_storage!();
+
+    fn push(&mut self, entry: Entry, _meta: NewMeta, _now: f64) -> u32 {
+        let id = self.dense.push(entry, Links { prev: NIL, next: NIL });
+        self.link_tail(id);
+        id
+    }
+
+    fn take(&mut self, id: u32) -> (Slot<Links>, Fix) {
+        self.unlink(id);
+        let (slot, moved) = self.dense.swap_remove(id);
+        let Some(from) = moved else { return (slot, Fix::None) };
+        // The last slot now lives at `id`: repoint its neighbours.
+        let Links { prev, next } = self.dense.slots[id as usize].meta;
+        if prev == NIL {
+            self.head = id;
+        } else {
+            self.links(prev).next = id;
+        }
+        if next == NIL {
+            self.tail = id;
+        } else {
+            self.links(next).prev = id;
+        }
+        (slot, Fix::Moved { from, to: id })
+    }
+
+    #[inline]
+    fn on_hit(&mut self, id: u32) {
+        self.move_to_tail(id);
+    }
+    fn on_replace(&mut self, id: u32, _meta: NewMeta, _now: f64) -> Fix {
+        self.move_to_tail(id);
+        Fix::None
+    }
+    fn on_setdefault_hit(&mut self, id: u32) {
+        self.move_to_tail(id);
+    }
+    fn victim(&mut self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+    fn clear(&mut self, out: &mut Vec<Entry>) {
+        self.dense.drain_into(out);
+        self.head = NIL;
+        self.tail = NIL;
+    }
+    fn shrink_to_fit(&mut self) {
+        self.dense.slots.shrink_to_fit();
+    }
+    fn allocated_bytes(&self) -> usize {
+        self.dense.allocated_bytes()
+    }
+    fn duplicate(&self, py: Python<'_>) -> Self {
+        Self { dense: self.dense.duplicate(py), head: self.head, tail: self.tail }
+    }
+    fn cursor(&self) -> u32 {
+        self.head
+    }
+    fn advance(&self, cursor: &mut u32) -> Option<u32> {
+        let id = *cursor;
+        (id != NIL).then(|| {
+            *cursor = self.dense.slots[id as usize].meta.next;
+            id
+        })
+    }
+    fn nth(&self, n: isize) -> Option<u32> {
+        let len = self.dense.slots.len();
+        let i = resolve_index(n, len)?;
+        let mut id;
+        if i < len / 2 {
+            id = self.head;
+            for _ in 0..i {
+                id = self.dense.slots[id as usize].meta.next;
+            }
+        } else {
+            id = self.tail;
+            for _ in 0..(len - 1 - i) {
+                id = self.dense.slots[id as usize].meta.prev;
+            }
+        }
+        Some(id)
+    }
+}

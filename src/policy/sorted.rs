@@ -1,0 +1,347 @@
+//! LFU and VTTL: the lazily, stably sorted sequence of SPEC §4.5, reproduced exactly but in
+//! O(log n) per operation instead of re-sorting the whole sequence.
+//!
+//! The model: entries sit in a sequence S; appends go to the end; a change of an entry's sort
+//! key (LFU frequency, VTTL expiry) only marks S dirty; before an order-dependent operation S is
+//! stably sorted by key. After such a sort S is grouped by key, and within a key group the order
+//! is the order S had before the sort. So for a group with key `f`, the new order is:
+//!   1. entries that moved up from a smaller key, in their old S order;
+//!   2. entries that already had key `f` (unchanged relative order);
+//!   3. entries that moved down from a larger key, in their old S order;
+//!   4. entries appended since the last sort, in append order.
+//!
+//! We keep the placed entries in a `BTreeMap` keyed by `(key, seq)`, where `seq` orders a group.
+//! Group 1 takes seqs from a counter that only decreases (`front`), groups 3 and 4 from one that
+//! only increases (`back`): that places them before/after everything already in the group
+//! without touching the other entries. Changed keys wait in `dirty`, appends in `pending`, until
+//! `settle` runs (every operation that observes the order calls it first).
+
+use std::collections::{BTreeMap, TryReserveError};
+use std::ops::Bound;
+
+use pyo3::Python;
+
+use super::dense::{dense_storage, Dense};
+use super::{Fix, NewMeta, Policy};
+use crate::entry::{Entry, Slot};
+
+/// `seq` of an entry appended since the last sort (not in the map yet).
+const UNPLACED: i64 = i64::MIN;
+
+#[derive(Clone, Copy, Debug)]
+pub struct SortMeta {
+    /// The current sort key.
+    cur: u64,
+    /// The key under which the entry sits in the map (stale while `cur != key`).
+    key: u64,
+    seq: i64,
+}
+
+/// Maps an `f64` to a `u64` with the same order (total order, negatives first).
+#[inline]
+pub fn order_key_f64(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+#[inline]
+pub fn f64_from_order_key(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
+#[derive(Clone)]
+pub struct SortedSeq {
+    map: BTreeMap<(u64, i64), u32>,
+    pending: Vec<u32>,
+    dirty: Vec<u32>,
+    front: i64,
+    back: i64,
+}
+
+impl Default for SortedSeq {
+    fn default() -> Self {
+        Self { map: BTreeMap::new(), pending: Vec::new(), dirty: Vec::new(), front: -1, back: 0 }
+    }
+}
+
+type Slots = [Slot<SortMeta>];
+
+impl SortedSeq {
+    fn append(&mut self, id: u32, slots: &mut Slots, key: u64) {
+        slots[id as usize].meta = SortMeta { cur: key, key, seq: UNPLACED };
+        self.pending.push(id);
+    }
+
+    fn change(&mut self, id: u32, slots: &mut Slots, key: u64) {
+        let m = &mut slots[id as usize].meta;
+        if m.seq != UNPLACED && m.cur == m.key && key != m.key {
+            self.dirty.push(id);
+        }
+        m.cur = key;
+    }
+
+    fn place(&mut self, id: u32, slots: &mut Slots, seq: i64) {
+        let m = &mut slots[id as usize].meta;
+        m.key = m.cur;
+        m.seq = seq;
+        self.map.insert((m.cur, seq), id);
+    }
+
+    fn settle(&mut self, slots: &mut Slots) {
+        if self.pending.is_empty() && self.dirty.is_empty() {
+            return;
+        }
+        let mut movers: Vec<(u64, i64, u32)> = self
+            .dirty
+            .drain(..)
+            .filter_map(|id| {
+                let m = slots[id as usize].meta;
+                (m.seq != UNPLACED && m.cur != m.key).then_some((m.key, m.seq, id))
+            })
+            .collect();
+        movers.sort_unstable();
+        movers.dedup();
+        for &(key, seq, _) in &movers {
+            self.map.remove(&(key, seq));
+        }
+        // Up-movers go before the group, the smallest old position first: hand out decreasing
+        // seqs from the largest old position down.
+        for &(key, _, id) in movers.iter().rev() {
+            if slots[id as usize].meta.cur > key {
+                let seq = self.front;
+                self.front -= 1;
+                self.place(id, slots, seq);
+            }
+        }
+        for &(key, _, id) in &movers {
+            if slots[id as usize].meta.cur < key {
+                let seq = self.back;
+                self.back += 1;
+                self.place(id, slots, seq);
+            }
+        }
+        let pending = std::mem::take(&mut self.pending);
+        for &id in &pending {
+            let seq = self.back;
+            self.back += 1;
+            self.place(id, slots, seq);
+        }
+        self.pending = pending;
+        self.pending.clear();
+    }
+
+    fn remove(&mut self, id: u32, slots: &Slots) {
+        let m = slots[id as usize].meta;
+        if m.seq == UNPLACED {
+            self.pending.retain(|&x| x != id);
+        } else {
+            self.map.remove(&(m.key, m.seq));
+            if m.cur != m.key {
+                self.dirty.retain(|&x| x != id);
+            }
+        }
+    }
+
+    /// The slot that had id `from` now has id `to`.
+    fn relocate(&mut self, from: u32, to: u32, slots: &Slots) {
+        let m = slots[to as usize].meta;
+        if m.seq == UNPLACED {
+            for x in &mut self.pending {
+                if *x == from {
+                    *x = to;
+                }
+            }
+        } else {
+            if let Some(v) = self.map.get_mut(&(m.key, m.seq)) {
+                *v = to;
+            }
+            if m.cur != m.key {
+                for x in &mut self.dirty {
+                    if *x == from {
+                        *x = to;
+                    }
+                }
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.pending.clear();
+        self.dirty.clear();
+        self.front = -1;
+        self.back = 0;
+    }
+}
+
+/// `BY_EXPIRY = false`: LFU (key = frequency). `BY_EXPIRY = true`: VTTL (key = expiry instant,
+/// `+inf` for entries that never expire, so they sort last).
+#[derive(Default)]
+pub struct Sorted<const BY_EXPIRY: bool> {
+    pub dense: Dense<SortMeta>,
+    seq: SortedSeq,
+}
+
+pub type Lfu = Sorted<false>;
+pub type Vttl = Sorted<true>;
+
+impl<const BY_EXPIRY: bool> Sorted<BY_EXPIRY> {
+    #[inline]
+    fn key_of(meta: NewMeta) -> u64 {
+        if BY_EXPIRY {
+            order_key_f64(meta.expire_at)
+        } else {
+            meta.frequency
+        }
+    }
+
+    #[inline]
+    fn first(&self) -> Option<u32> {
+        self.seq.map.first_key_value().map(|(_, &id)| id)
+    }
+}
+
+impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
+    type Meta = SortMeta;
+    /// The `(key, seq)` last yielded: iteration resumes after it, so re-sorts under a live
+    /// iterator never invalidate it.
+    type Cursor = Option<(u64, i64)>;
+    const EXPIRES: bool = BY_EXPIRY;
+    const SWEEP_ON_LEN: bool = BY_EXPIRY;
+    const FREQUENCY: bool = !BY_EXPIRY;
+
+    dense_storage!();
+
+    fn push(&mut self, entry: Entry, meta: NewMeta, _now: f64) -> u32 {
+        let key = Self::key_of(meta);
+        let id = self.dense.push(entry, SortMeta { cur: key, key, seq: UNPLACED });
+        self.seq.append(id, &mut self.dense.slots, key);
+        id
+    }
+
+    fn take(&mut self, id: u32) -> (Slot<SortMeta>, Fix) {
+        self.seq.remove(id, &self.dense.slots);
+        let (slot, moved) = self.dense.swap_remove(id);
+        match moved {
+            Some(from) => {
+                self.seq.relocate(from, id, &self.dense.slots);
+                (slot, Fix::Moved { from, to: id })
+            }
+            None => (slot, Fix::None),
+        }
+    }
+
+    #[inline]
+    fn on_hit(&mut self, id: u32) {
+        if !BY_EXPIRY {
+            let cur = self.dense.slots[id as usize].meta.cur;
+            self.seq.change(id, &mut self.dense.slots, cur.saturating_add(1));
+        }
+    }
+
+    fn on_replace(&mut self, id: u32, meta: NewMeta, _now: f64) -> Fix {
+        let key = if BY_EXPIRY {
+            order_key_f64(meta.expire_at)
+        } else {
+            self.dense.slots[id as usize].meta.cur.saturating_add(1)
+        };
+        self.seq.change(id, &mut self.dense.slots, key);
+        Fix::None
+    }
+
+    fn victim(&mut self) -> Option<u32> {
+        self.settle();
+        self.first()
+    }
+
+    fn settle(&mut self) {
+        self.seq.settle(&mut self.dense.slots);
+    }
+
+    fn expire_at(&self, id: u32) -> f64 {
+        if BY_EXPIRY {
+            f64_from_order_key(self.dense.slots[id as usize].meta.cur)
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    fn frequency(&self, id: u32) -> u64 {
+        self.dense.slots[id as usize].meta.cur
+    }
+
+    fn next_expired(&mut self, now: f64) -> Option<u32> {
+        if !BY_EXPIRY {
+            return None;
+        }
+        self.settle();
+        self.first().filter(|&id| self.expire_at(id) < now)
+    }
+
+    fn count_expired(&self, now: f64) -> usize {
+        if BY_EXPIRY {
+            self.dense.slots.iter().filter(|s| f64_from_order_key(s.meta.cur) < now).count()
+        } else {
+            0
+        }
+    }
+
+    fn clear(&mut self, out: &mut Vec<Entry>) {
+        self.dense.drain_into(out);
+        self.seq.clear();
+    }
+    fn shrink_to_fit(&mut self) {
+        self.dense.slots.shrink_to_fit();
+        self.seq.pending.shrink_to_fit();
+        self.seq.dirty.shrink_to_fit();
+    }
+    fn allocated_bytes(&self) -> usize {
+        // A B-tree node holds up to 11 (key, id) pairs plus ~16 bytes of bookkeeping.
+        self.dense.allocated_bytes() + self.seq.map.len() * (std::mem::size_of::<((u64, i64), u32)>() + 4)
+    }
+    fn duplicate(&self, py: Python<'_>) -> Self {
+        Self { dense: self.dense.duplicate(py), seq: self.seq.clone() }
+    }
+    fn cursor(&self) -> Self::Cursor {
+        None
+    }
+    fn advance(&self, cursor: &mut Self::Cursor) -> Option<u32> {
+        let next = match *cursor {
+            None => self.seq.map.iter().next(),
+            Some(k) => self.seq.map.range((Bound::Excluded(k), Bound::Unbounded)).next(),
+        };
+        next.map(|(&k, &id)| {
+            *cursor = Some(k);
+            id
+        })
+    }
+    fn nth(&self, n: isize) -> Option<u32> {
+        let len = self.seq.map.len();
+        let i = super::dense::resolve_index(n, len)?;
+        if i < len / 2 {
+            self.seq.map.values().nth(i).copied()
+        } else {
+            self.seq.map.values().rev().nth(len - 1 - i).copied()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_key_is_monotonic() {
+        let xs = [f64::NEG_INFINITY, -1e300, -1.0, -0.0, 0.0, 1e-300, 1.0, 2.5, 1e300, f64::INFINITY];
+        for w in xs.windows(2) {
+            assert!(order_key_f64(w[0]) <= order_key_f64(w[1]), "{w:?}");
+        }
+        for x in xs {
+            assert_eq!(f64_from_order_key(order_key_f64(x)).to_bits(), x.to_bits());
+        }
+    }
+}

@@ -1,0 +1,715 @@
+//! `Store<P>`: every mapping operation, written once for all policies.
+//!
+//! The store runs no Python code except a key's `__eq__` during probes (hashes and sizes are
+//! computed by the caller before locking). Entries it removes are pushed to a `trash` vector
+//! that the caller drops after unlocking, because dropping a value can run arbitrary Python
+//! (`__del__`, weakref callbacks) that might call back into this cache.
+
+use std::collections::HashMap;
+
+use hashbrown::HashTable;
+use pyo3::exceptions::{PyMemoryError, PyOverflowError};
+use pyo3::prelude::*;
+
+use crate::clock;
+use crate::entry::{table_hash, Entry, BIG_SIZE};
+use crate::policy::{Fix, NewMeta, Policy};
+
+/// `maxsize`/`maxmemory` of 0 mean "no limit", reported as `sys.maxsize`.
+pub const UNLIMITED: usize = isize::MAX as usize;
+
+/// Objects removed under the lock, dropped by the caller after unlocking.
+#[derive(Default)]
+pub struct Trash {
+    pub entries: Vec<Entry>,
+    pub values: Vec<Py<PyAny>>,
+}
+
+impl Trash {
+    #[inline]
+    pub fn push(&mut self, entry: Entry) {
+        self.entries.push(entry);
+    }
+    #[inline]
+    pub fn push_value(&mut self, value: Py<PyAny>) {
+        self.values.push(value);
+    }
+}
+
+pub fn overflow_error() -> PyErr {
+    PyOverflowError::new_err("The cache has reached the bound")
+}
+
+/// Limits a cache was configured with.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub maxsize: usize,
+    pub maxmemory: usize,
+}
+
+impl Limits {
+    pub fn new(maxsize: usize, maxmemory: usize) -> Self {
+        let unlimited = |n: usize| if n == 0 || n > UNLIMITED { UNLIMITED } else { n };
+        Self { maxsize: unlimited(maxsize), maxmemory: unlimited(maxmemory) }
+    }
+}
+
+/// A key as probed: the object plus its folded hash.
+pub struct Probe<'a, 'py> {
+    pub key: &'a Bound<'py, PyAny>,
+    pub hash: u32,
+}
+
+pub struct Store<P: Policy> {
+    /// False until `__init__` (or `__setstate__`) configured the cache.
+    pub ready: bool,
+    table: HashTable<u32>,
+    pub policy: P,
+    pub limits: Limits,
+    memory: usize,
+    /// Bumped by every change that can invalidate an iterator's position.
+    generation: u64,
+    /// Entry sizes that do not fit the entry's 32-bit field, by key address.
+    big_sizes: HashMap<usize, usize>,
+}
+
+impl<P: Policy + Default> Store<P> {
+    pub fn new(limits: Limits) -> Self {
+        Self::with_policy(P::default(), limits)
+    }
+}
+
+impl<P: Policy> Store<P> {
+    pub fn with_policy(policy: P, limits: Limits) -> Self {
+        Self {
+            ready: true,
+            table: HashTable::new(),
+            policy,
+            limits,
+            memory: 0,
+            generation: 0,
+            big_sizes: HashMap::new(),
+        }
+    }
+
+    /// Pre-allocates room for `capacity` entries (capped by `maxsize`).
+    pub fn reserve(&mut self, capacity: usize) -> PyResult<()> {
+        let n = capacity.min(self.limits.maxsize);
+        if n == 0 {
+            return Ok(());
+        }
+        let policy = &self.policy;
+        self.table.try_reserve(n, |&id| table_hash(policy.slot(id).entry.hash)).map_err(reserve_error)?;
+        self.policy.try_reserve(n).map_err(|_| PyMemoryError::new_err("cannot allocate the requested capacity"))
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.policy.len()
+    }
+
+    #[inline]
+    pub fn memory(&self) -> usize {
+        self.memory
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
+    /// Bytes allocated by the table and the policy (not counting keys and values).
+    pub fn allocated_bytes(&self) -> usize {
+        self.table.allocation_size() + self.policy.allocated_bytes()
+    }
+
+    #[inline]
+    pub fn now() -> f64 {
+        if P::EXPIRES {
+            clock::now()
+        } else {
+            0.0
+        }
+    }
+
+    #[inline]
+    fn is_expired(&self, id: u32, now: f64) -> bool {
+        P::EXPIRES && self.policy.expire_at(id) < now
+    }
+
+    #[inline]
+    pub fn entry(&self, id: u32) -> &Entry {
+        &self.policy.slot(id).entry
+    }
+
+    pub fn entry_size(&self, entry: &Entry) -> usize {
+        if entry.size == BIG_SIZE {
+            self.big_sizes.get(&(entry.key.as_ptr() as usize)).copied().unwrap_or(BIG_SIZE as usize)
+        } else {
+            entry.size as usize
+        }
+    }
+
+    fn encode_size(&mut self, key_addr: usize, size: usize) -> u32 {
+        match u32::try_from(size) {
+            Ok(s) if s != BIG_SIZE => s,
+            _ => {
+                self.big_sizes.insert(key_addr, size);
+                BIG_SIZE
+            }
+        }
+    }
+
+    fn forget_size(&mut self, entry: &Entry) -> usize {
+        if entry.size == BIG_SIZE {
+            self.big_sizes.remove(&(entry.key.as_ptr() as usize)).unwrap_or(BIG_SIZE as usize)
+        } else {
+            entry.size as usize
+        }
+    }
+
+    /// Finds the id of `probe`'s key. Only a key's `__eq__` can run here; its errors propagate.
+    pub fn find(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<u32>> {
+        let mut error = None;
+        let policy = &self.policy;
+        let found = self.table.find(table_hash(probe.hash), |&id| {
+            if error.is_some() {
+                return false;
+            }
+            let entry = &policy.slot(id).entry;
+            if entry.hash != probe.hash {
+                return false;
+            }
+            if entry.key.as_ptr() == probe.key.as_ptr() {
+                return true;
+            }
+            entry.key.bind(py).eq(probe.key).unwrap_or_else(|e| {
+                error = Some(e);
+                false
+            })
+        });
+        match error {
+            Some(e) => Err(e),
+            None => Ok(found.copied()),
+        }
+    }
+
+    /// The id of a live entry for `probe`, if any.
+    #[inline]
+    pub fn find_live(&self, py: Python<'_>, probe: &Probe<'_, '_>, now: f64) -> PyResult<Option<u32>> {
+        Ok(self.find(py, probe)?.filter(|&id| !self.is_expired(id, now)))
+    }
+
+    fn apply_fix(&mut self, fix: Fix) {
+        match fix {
+            Fix::None => {}
+            Fix::Moved { from, to } => {
+                if from != to {
+                    self.generation += 1;
+                    let hash = table_hash(self.policy.slot(to).entry.hash);
+                    if let Some(slot) = self.table.find_mut(hash, |&x| x == from) {
+                        *slot = to;
+                    }
+                }
+            }
+            Fix::Reindex => {
+                self.generation += 1;
+                self.table.clear();
+                let policy = &self.policy;
+                for id in policy.ids() {
+                    let hash = table_hash(policy.slot(id).entry.hash);
+                    self.table.insert_unique(hash, id, |&x| table_hash(policy.slot(x).entry.hash));
+                }
+            }
+        }
+    }
+
+    /// Removes entry `id` and returns it.
+    pub fn remove_id(&mut self, id: u32) -> Entry {
+        let hash = table_hash(self.policy.slot(id).entry.hash);
+        if let Ok(found) = self.table.find_entry(hash, |&x| x == id) {
+            found.remove();
+        }
+        let (slot, fix) = self.policy.take(id);
+        self.apply_fix(fix);
+        self.after_removal(&slot.entry);
+        slot.entry
+    }
+
+    fn after_removal(&mut self, entry: &Entry) {
+        let size = self.forget_size(entry);
+        self.memory = self.memory.saturating_sub(size);
+        self.generation += 1;
+    }
+
+    /// Physically removes every expired entry.
+    pub fn sweep(&mut self, now: f64, trash: &mut Trash) {
+        if P::EXPIRES {
+            while let Some(id) = self.policy.next_expired(now) {
+                trash.push(self.remove_id(id));
+            }
+        }
+    }
+}
+
+fn reserve_error(e: hashbrown::TryReserveError) -> PyErr {
+    match e {
+        hashbrown::TryReserveError::CapacityOverflow => PyOverflowError::new_err("capacity is too large"),
+        hashbrown::TryReserveError::AllocError { .. } => {
+            PyMemoryError::new_err("cannot allocate the requested capacity")
+        }
+    }
+}
+
+/// What an insert replaced: the old value, and whether it was live (an expired entry's value
+/// is dropped by the caller and reported as absent).
+pub struct Replaced {
+    pub value: Py<PyAny>,
+    pub live: bool,
+}
+
+/// What `iter_*` needs to walk a store: where it is, the generation it started from and the
+/// instant before which entries count as expired.
+pub struct Walk<C> {
+    pub cursor: C,
+    pub generation: u64,
+    pub now: f64,
+}
+
+impl<P: Policy> Store<P> {
+    /// `[]`/`get`/`in`: a read that touches the policy (LRU move, LFU +1).
+    #[inline]
+    pub fn get(&mut self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<&Py<PyAny>>> {
+        let now = Self::now();
+        match self.find_live(py, probe, now)? {
+            Some(id) => {
+                self.policy.on_hit(id);
+                Ok(Some(&self.policy.slot(id).entry.value))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A read with no policy touch; also returns the expiry instant.
+    pub fn peek(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<(&Py<PyAny>, f64)>> {
+        let now = Self::now();
+        Ok(self.find_live(py, probe, now)?.map(|id| (&self.policy.slot(id).entry.value, self.policy.expire_at(id))))
+    }
+
+    /// Ensures room for one more entry in table and storage before anything changes, so an
+    /// allocation failure leaves the cache untouched. (Like upstream, the table can therefore
+    /// grow one step even when this insert then evicts.)
+    fn reserve_one(&mut self) -> PyResult<()> {
+        let policy = &self.policy;
+        self.table.try_reserve(1, |&id| table_hash(policy.slot(id).entry.hash)).map_err(reserve_error)?;
+        self.policy.try_reserve(1).map_err(|_| PyMemoryError::new_err("cannot grow the cache"))
+    }
+
+    /// `insert`/`[]=`/`setdefault` of a value whose charge is `size`.
+    pub fn insert(
+        &mut self,
+        py: Python<'_>,
+        probe: &Probe<'_, '_>,
+        value: Py<PyAny>,
+        size: usize,
+        meta: NewMeta,
+        trash: &mut Trash,
+    ) -> PyResult<Option<Replaced>> {
+        if size > self.limits.maxmemory {
+            return Err(overflow_error());
+        }
+        let now = Self::now();
+        if let Some(id) = self.find(py, probe)? {
+            return self.replace(id, value, size, meta, now, trash).map(Some);
+        }
+        self.insert_new(probe.key.clone().unbind(), probe.hash, value, size, meta, now, trash)?;
+        Ok(None)
+    }
+
+    /// Replaces the value of existing entry `id` (live or expired); the stored key is kept.
+    fn replace(
+        &mut self,
+        id: u32,
+        value: Py<PyAny>,
+        size: usize,
+        meta: NewMeta,
+        now: f64,
+        trash: &mut Trash,
+    ) -> PyResult<Replaced> {
+        let live = !self.is_expired(id, now);
+        let entry = &self.policy.slot(id).entry;
+        let key_addr = entry.key.as_ptr() as usize;
+        let memory = self.memory.saturating_sub(self.entry_size(entry)).saturating_add(size);
+        if !P::EVICTS && memory > self.limits.maxmemory {
+            return Err(overflow_error());
+        }
+        self.big_sizes.remove(&key_addr);
+        let encoded = self.encode_size(key_addr, size);
+        let slot = self.policy.slot_mut(id);
+        slot.entry.size = encoded;
+        let old = std::mem::replace(&mut slot.entry.value, value);
+        self.memory = memory;
+        let fix = self.policy.on_replace(id, meta, now);
+        self.apply_fix(fix);
+        if P::EVICTS {
+            // The updated entry itself may go (FIFO when it is the oldest, RR by chance).
+            while self.memory > self.limits.maxmemory {
+                let Some(victim) = self.policy.victim() else { break };
+                trash.push(self.remove_id(victim));
+            }
+        }
+        Ok(Replaced { value: old, live })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_new(
+        &mut self,
+        key: Py<PyAny>,
+        hash: u32,
+        value: Py<PyAny>,
+        size: usize,
+        meta: NewMeta,
+        now: f64,
+        trash: &mut Trash,
+    ) -> PyResult<()> {
+        if !P::EVICTS && (self.len() >= self.limits.maxsize || self.memory.saturating_add(size) > self.limits.maxmemory)
+        {
+            return Err(overflow_error());
+        }
+        self.reserve_one()?;
+        if P::EVICTS {
+            self.sweep(now, trash);
+            while self.len() >= self.limits.maxsize || self.memory.saturating_add(size) > self.limits.maxmemory {
+                let Some(victim) = self.policy.victim() else { break };
+                trash.push(self.remove_id(victim));
+            }
+        }
+        let key_addr = key.as_ptr() as usize;
+        let encoded = self.encode_size(key_addr, size);
+        let id = self.policy.push(Entry { key, value, hash, size: encoded }, meta, now);
+        let policy = &self.policy;
+        self.table.insert_unique(table_hash(hash), id, |&x| table_hash(policy.slot(x).entry.hash));
+        self.memory = self.memory.saturating_add(size);
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// `setdefault`: the live value if present (with the policy's setdefault touch), else
+    /// inserts `default`. Returns `None` when it inserted.
+    pub fn setdefault(
+        &mut self,
+        py: Python<'_>,
+        probe: &Probe<'_, '_>,
+        default: Py<PyAny>,
+        size: usize,
+        meta: NewMeta,
+        trash: &mut Trash,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let now = Self::now();
+        if let Some(id) = self.find_live(py, probe, now)? {
+            self.policy.on_setdefault_hit(id);
+            return Ok(Some(self.policy.slot(id).entry.value.clone_ref(py)));
+        }
+        if let Some(old) = self.insert(py, probe, default, size, meta, trash)? {
+            // An expired entry was reused; its old value goes with the rest of the trash.
+            trash.push_value(old.value);
+        }
+        Ok(None)
+    }
+
+    /// Removes a live key. An expired entry is left for the next sweep.
+    pub fn pop(&mut self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<Entry>> {
+        let now = Self::now();
+        let Some(id) = self.find_live(py, probe, now)? else { return Ok(None) };
+        // The LFU/VTTL model sorts before removing a specific key (SPEC §4.5); ids are stable
+        // across `settle`, which only reorders.
+        self.policy.settle();
+        Ok(Some(self.remove_id(id)))
+    }
+
+    /// Removes the entry at the head of the policy order (expired entries are swept first).
+    pub fn popitem(&mut self, trash: &mut Trash) -> Option<Entry> {
+        self.sweep(Self::now(), trash);
+        let id = self.policy.victim()?;
+        Some(self.remove_id(id))
+    }
+
+    pub fn clear(&mut self, reuse: bool, trash: &mut Trash) {
+        self.policy.clear(&mut trash.entries);
+        self.table.clear();
+        self.big_sizes.clear();
+        if !reuse {
+            self.table.shrink_to_fit(|_| 0);
+            self.policy.shrink_to_fit();
+            self.big_sizes.shrink_to_fit();
+        }
+        self.memory = 0;
+        self.generation += 1;
+    }
+}
+
+impl<P: Policy> Store<P> {
+    /// Shrinks the table to the smallest size that holds the live entries.
+    pub fn shrink_to_fit(&mut self, trash: &mut Trash) {
+        self.sweep(Self::now(), trash);
+        let policy = &self.policy;
+        self.table.shrink_to_fit(|&id| table_hash(policy.slot(id).entry.hash));
+        self.policy.shrink_to_fit();
+        self.generation += 1;
+    }
+
+    /// Live entries. TTL counts them without sweeping; VTTL sweeps (SPEC §5).
+    pub fn live_len(&mut self, trash: &mut Trash) -> usize {
+        if !P::EXPIRES {
+            return self.len();
+        }
+        let now = Self::now();
+        if P::SWEEP_ON_LEN {
+            self.sweep(now, trash);
+            self.len()
+        } else {
+            self.len() - self.policy.count_expired(now)
+        }
+    }
+
+    pub fn is_full(&mut self, trash: &mut Trash) -> bool {
+        self.live_len(trash) >= self.limits.maxsize || self.memory >= self.limits.maxmemory
+    }
+
+    /// Starts a walk in policy order. TTL sweeps first, so expiry never invalidates it.
+    pub fn walk(&mut self, trash: &mut Trash) -> Walk<P::Cursor> {
+        let now = Self::now();
+        if P::EXPIRES && !P::SWEEP_ON_LEN {
+            self.sweep(now, trash);
+        }
+        self.policy.settle();
+        Walk { cursor: self.policy.cursor(), generation: self.generation, now }
+    }
+
+    /// The next live id of a walk, or `Err(())` when the store changed since it started.
+    pub fn step(&self, walk: &mut Walk<P::Cursor>) -> Result<Option<u32>, ()> {
+        if walk.generation != self.generation {
+            return Err(());
+        }
+        while let Some(id) = self.policy.advance(&mut walk.cursor) {
+            if !self.is_expired(id, walk.now) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The id at position `n` of the live policy order (negative counts from the end).
+    pub fn nth(&mut self, n: isize, trash: &mut Trash) -> Option<u32> {
+        self.sweep(Self::now(), trash);
+        self.policy.settle();
+        self.policy.nth(n)
+    }
+
+    /// Every stored entry, expired ones included (GC traversal).
+    pub fn visit(&self, f: &mut dyn FnMut(&Entry)) {
+        self.policy.visit(f);
+    }
+
+    /// An independent copy holding the same key and value objects.
+    pub fn duplicate(&self, py: Python<'_>) -> Self {
+        Self {
+            ready: self.ready,
+            table: self.table.clone(),
+            policy: self.policy.duplicate(py),
+            limits: self.limits,
+            memory: self.memory,
+            generation: 0,
+            big_sizes: self.big_sizes.clone(),
+        }
+    }
+
+    /// Live entries in policy order (pickling, copies, equality, repr).
+    pub fn ordered_ids(&mut self, trash: &mut Trash) -> Vec<u32> {
+        let mut walk = self.walk(trash);
+        let mut out = Vec::with_capacity(self.len());
+        while let Ok(Some(id)) = self.step(&mut walk) {
+            out.push(id);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pyo3::types::PyInt;
+
+    use super::*;
+    use crate::convert::hash_key;
+    use crate::policy::{Fifo, Lfu, Lru, Ttl, Unordered, Vttl};
+
+    /// Inserts int keys with unit sizes; returns the trash count.
+    fn put<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64, meta: NewMeta) -> usize {
+        let key = PyInt::new(py, k).into_any();
+        let probe = Probe { key: &key, hash: hash_key(&key).unwrap() };
+        let mut trash = Trash::default();
+        s.insert(py, &probe, key.clone().unbind(), 1, meta, &mut trash).unwrap();
+        trash.entries.len()
+    }
+
+    fn hit<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64) -> bool {
+        let key = PyInt::new(py, k).into_any();
+        let probe = Probe { key: &key, hash: hash_key(&key).unwrap() };
+        s.get(py, &probe).unwrap().is_some()
+    }
+
+    fn del<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64) -> bool {
+        let key = PyInt::new(py, k).into_any();
+        let probe = Probe { key: &key, hash: hash_key(&key).unwrap() };
+        s.pop(py, &probe).unwrap().is_some()
+    }
+
+    fn keys<P: Policy>(py: Python<'_>, s: &mut Store<P>) -> Vec<i64> {
+        let mut trash = Trash::default();
+        let ids = s.ordered_ids(&mut trash);
+        ids.iter().map(|&id| s.entry(id).key.bind(py).extract().unwrap()).collect()
+    }
+
+    fn store<P: Policy>(maxsize: usize) -> Store<P> {
+        Store::new(Limits::new(maxsize, 0))
+    }
+
+    #[test]
+    fn lru_evicts_least_recently_used_and_survives_relocation() {
+        Python::attach(|py| {
+            let mut s = store::<Lru>(4);
+            for k in 0..4 {
+                put(py, &mut s, k, NewMeta::default());
+            }
+            assert!(hit(py, &mut s, 0));
+            assert!(del(py, &mut s, 1)); // moves the last slot into the hole
+            put(py, &mut s, 4, NewMeta::default());
+            put(py, &mut s, 5, NewMeta::default());
+            assert_eq!(keys(py, &mut s), vec![3, 0, 4, 5]);
+            for k in [3, 0, 4, 5] {
+                assert!(hit(py, &mut s, k), "{k} must be findable after relocations");
+            }
+        });
+    }
+
+    #[test]
+    fn fifo_ring_compacts_tombstones_and_keeps_order() {
+        Python::attach(|py| {
+            let mut s = store::<Fifo>(0);
+            for k in 0..200 {
+                put(py, &mut s, k, NewMeta::default());
+            }
+            for k in (1..200).step_by(2) {
+                assert!(del(py, &mut s, k));
+            }
+            let expected: Vec<i64> = (0..200).step_by(2).collect();
+            assert_eq!(keys(py, &mut s), expected);
+            for k in expected {
+                assert!(hit(py, &mut s, k));
+            }
+            assert_eq!(s.policy.nth(-1).map(|id| s.entry(id).key.bind(py).extract::<i64>().unwrap()), Some(198));
+        });
+    }
+
+    #[test]
+    fn unordered_relocates_on_removal() {
+        Python::attach(|py| {
+            let mut s = store::<Unordered<true>>(3);
+            for k in 0..50 {
+                assert!(put(py, &mut s, k, NewMeta::default()) <= 1);
+                assert!(s.len() <= 3);
+            }
+            let live = keys(py, &mut s);
+            assert_eq!(live.len(), 3);
+            for k in live {
+                assert!(hit(py, &mut s, k));
+            }
+        });
+    }
+
+    #[test]
+    fn lfu_follows_the_lazy_stable_sort_model() {
+        // SPEC §3.5: after these writes and reads, `c[5] = 4` evicts 2 and the order is
+        // [5, 3, 4, 1, 0].
+        Python::attach(|py| {
+            let mut s = store::<Lfu>(5);
+            for k in 0..5 {
+                put(py, &mut s, k, NewMeta::default());
+            }
+            for (k, n) in [(0, 10), (1, 7), (2, 3), (3, 4), (4, 6)] {
+                for _ in 0..n {
+                    assert!(hit(py, &mut s, k));
+                    put(py, &mut s, k, NewMeta::default());
+                }
+            }
+            put(py, &mut s, 5, NewMeta::default());
+            assert_eq!(keys(py, &mut s), vec![5, 3, 4, 1, 0]);
+        });
+    }
+
+    #[test]
+    fn lfu_ties_keep_the_order_of_the_last_sort() {
+        // S = [a(1), b(2)] after a sort; a and b then both reach 3: a stays first, although b
+        // was touched first (an eager reorder would put b first).
+        Python::attach(|py| {
+            let mut s = store::<Lfu>(0);
+            put(py, &mut s, 1, NewMeta::default());
+            put(py, &mut s, 2, NewMeta::default());
+            hit(py, &mut s, 1);
+            hit(py, &mut s, 2);
+            hit(py, &mut s, 2);
+            assert_eq!(keys(py, &mut s), vec![1, 2]);
+            hit(py, &mut s, 2);
+            hit(py, &mut s, 1);
+            hit(py, &mut s, 1);
+            assert_eq!(keys(py, &mut s), vec![1, 2]);
+        });
+    }
+
+    #[test]
+    fn ttl_sweeps_expired_prefix() {
+        Python::attach(|py| {
+            let mut s = Store::with_policy(Ttl::with_ttl(Some(10.0)).unwrap(), Limits::new(0, 0));
+            let now = clock::now();
+            for k in 0..5 {
+                put(py, &mut s, k, NewMeta { expire_at: now - 1.0, frequency: 0 });
+            }
+            put(py, &mut s, 9, NewMeta::default());
+            // Entries restored with past expiries are swept by the next new insert.
+            assert_eq!(keys(py, &mut s), vec![9]);
+            assert_eq!(s.len(), 1);
+        });
+    }
+
+    #[test]
+    fn vttl_evicts_soonest_expiry_and_never_expiring_last() {
+        Python::attach(|py| {
+            let mut s = store::<Vttl>(3);
+            let now = clock::now();
+            put(py, &mut s, 1, NewMeta { expire_at: now + 70.0, frequency: 0 });
+            put(py, &mut s, 2, NewMeta::default());
+            put(py, &mut s, 3, NewMeta { expire_at: now + 60.0, frequency: 0 });
+            assert_eq!(keys(py, &mut s), vec![3, 1, 2]);
+            put(py, &mut s, 4, NewMeta { expire_at: now + 90.0, frequency: 0 });
+            assert_eq!(keys(py, &mut s), vec![1, 4, 2]);
+        });
+    }
+
+    #[test]
+    fn big_sizes_are_accounted_exactly() {
+        Python::attach(|py| {
+            let mut s = store::<Lru>(0);
+            let key = PyInt::new(py, 7).into_any();
+            let probe = Probe { key: &key, hash: hash_key(&key).unwrap() };
+            let big = (u32::MAX as usize) * 3;
+            let mut trash = Trash::default();
+            s.insert(py, &probe, key.clone().unbind(), big, NewMeta::default(), &mut trash).unwrap();
+            assert_eq!(s.memory(), big);
+            s.insert(py, &probe, key.clone().unbind(), 5, NewMeta::default(), &mut trash).unwrap();
+            assert_eq!(s.memory(), 5);
+            s.insert(py, &probe, key.clone().unbind(), big, NewMeta::default(), &mut trash).unwrap();
+            assert!(s.pop(py, &probe).unwrap().is_some());
+            assert_eq!(s.memory(), 0);
+            assert!(s.big_sizes.is_empty());
+        });
+    }
+}
