@@ -1,39 +1,33 @@
 """cachebox: fast, correct in-process caches and memoizing decorators, written in Rust."""
 
 from ._core import (
+    EVENT_HIT as EVENT_HIT,
+    EVENT_MISS as EVENT_MISS,
     BaseCacheImpl as BaseCacheImpl,
-)
-from ._core import (
     Cache as Cache,
-)
-from ._core import (
+    CacheInfo as CacheInfo,
     FIFOCache as FIFOCache,
-)
-from ._core import (
     Frozen as Frozen,
-)
-from ._core import (
     LFUCache as LFUCache,
-)
-from ._core import (
     LRUCache as LRUCache,
-)
-from ._core import (
     RRCache as RRCache,
-)
-from ._core import (
     TTLCache as TTLCache,
-)
-from ._core import (
     VTTLCache as VTTLCache,
-)
-from ._core import (
     __version__ as __version__,
+    cached as cached,
+    cachedmethod as cachedmethod,
+    is_cached as is_cached,
+    make_hash_key as make_hash_key,
+    make_key as make_key,
+    make_typed_key as make_typed_key,
 )
 
 __all__ = [
+    "EVENT_HIT",
+    "EVENT_MISS",
     "BaseCacheImpl",
     "Cache",
+    "CacheInfo",
     "FIFOCache",
     "Frozen",
     "LFUCache",
@@ -41,4 +35,10 @@ __all__ = [
     "RRCache",
     "TTLCache",
     "VTTLCache",
+    "cached",
+    "cachedmethod",
+    "is_cached",
+    "make_hash_key",
+    "make_key",
+    "make_typed_key",
 ]

@@ -2,10 +2,10 @@
 //! (groups of Python methods) the class has; `cache_pyclass!` stamps the class, its iterator
 //! class and all the methods from the shared template, and the logic lives in `CacheCore<P>`.
 
-use cachebox_macros::cache_pyclass;
+use cachebox_macros::{cache_pyclass, native_cache_enum};
 
 use crate::base::BaseCacheImpl;
-use crate::core::{CacheCore, CoreIter};
+use crate::core::{CacheCore, CoreIter, MemoCache};
 use crate::policy::{Fifo, Lfu, Lru, Ttl, Unordered, Vttl};
 
 type NoEvict = Unordered<false>;
@@ -46,4 +46,9 @@ cache_pyclass! {
     /// Per-key time-to-live: each entry expires when its own `ttl` runs out; evicts the entry
     /// closest to expiry.
     VTTLCache { core: CacheCore<Vttl>, iter: CoreIter<Vttl>, base: BaseCacheImpl, caps: [init_vttl, write_vttl, expiring] }
+}
+
+native_cache_enum! {
+    /// A cache the decorators can drive without Python-level method calls.
+    NativeCache as MemoCache: [Cache, FIFOCache, RRCache, LRUCache, LFUCache, TTLCache, VTTLCache]
 }

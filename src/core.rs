@@ -701,3 +701,34 @@ impl CacheCore<Unordered<true>> {
 pub fn instance_dict<'py>(this: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
     this.getattr(intern!(this.py(), "__dict__")).ok().and_then(|d| d.cast_into::<PyDict>().ok())
 }
+
+/// What a memoizing decorator needs from a cache it owns natively: lookups and stores with a
+/// hash computed once by the decorator.
+pub trait MemoCache: Send + Sync {
+    /// `c[key]`, with the policy's touch; `None` on a miss.
+    fn lookup(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>>;
+    /// `c[key] = value`.
+    fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()>;
+}
+
+impl<P: Policy> MemoCache for CacheCore<P> {
+    #[inline]
+    fn lookup(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>> {
+        let probe = Probe { key, hash };
+        let mut store = self.lock(py)?;
+        Ok(store.get(py, &probe)?.map(|v| v.clone_ref(py)))
+    }
+
+    fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let probe = Probe { key, hash };
+        let size = entry_size(key, value)?;
+        let mut trash = Trash::default();
+        let replaced = {
+            let mut store = self.lock(py)?;
+            store.insert(py, &probe, value.clone().unbind(), size, NewMeta::default(), &mut trash)?
+        };
+        drop(trash);
+        drop(replaced);
+        Ok(())
+    }
+}

@@ -10,6 +10,7 @@ mod classes;
 mod clock;
 mod convert;
 mod core;
+mod decorators;
 mod entry;
 mod policy;
 mod store;
@@ -23,13 +24,17 @@ mod _core {
     use crate::base::{BaseCacheImpl, Frozen};
     #[pymodule_export]
     use crate::classes::{Cache, FIFOCache, LFUCache, LRUCache, RRCache, TTLCache, VTTLCache};
+    #[pymodule_export]
+    use crate::decorators::{
+        cached, cachedmethod, is_cached, make_hash_key, make_key, make_typed_key, CachedCall, CachedFunction, Decorator,
+    };
 
     use pyo3::prelude::*;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-        Ok(())
+        crate::decorators::register(m)
     }
 
     /// Moves the TTL clock forward by `seconds` for every cache (for tests).

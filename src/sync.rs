@@ -25,7 +25,7 @@ thread_local! {
 
 /// A non-zero id unique to the current thread while it lives (the address of a thread-local).
 #[inline]
-fn thread_id() -> usize {
+pub fn thread_id() -> usize {
     THREAD_MARK.with(|mark| std::ptr::from_ref(mark) as usize)
 }
 
@@ -68,6 +68,12 @@ impl<T> Guarded<T> {
     #[inline]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         self.mutex.try_lock()
+    }
+}
+
+impl<T: Default> Default for Guarded<T> {
+    fn default() -> Self {
+        Self::new(T::default())
     }
 }
 

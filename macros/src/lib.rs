@@ -73,6 +73,38 @@ macro_rules! cache_pyclass {
     };
 }
 
+/// Declares `$enum`, a handle on a cache object whose exact type is one of the listed native
+/// classes, so callers can skip Python-level dispatch. `memo()` views it as `&dyn $trait`.
+#[macro_export]
+macro_rules! native_cache_enum {
+    ($(#[doc = $doc:literal])* $enum:ident as $trait:path : [$($class:ident),+ $(,)?]) => {
+        $(#[doc = $doc])*
+        pub enum $enum {
+            $($class(::pyo3::Py<$class>),)+
+        }
+
+        impl $enum {
+            /// `Some` only for exact instances (a Python subclass may override methods).
+            pub fn of(obj: &::pyo3::Bound<'_, ::pyo3::PyAny>) -> Option<Self> {
+                use ::pyo3::types::PyAnyMethods;
+                $(
+                    if obj.is_exact_instance_of::<$class>() {
+                        return obj.cast::<$class>().ok().map(|c| Self::$class(c.clone().unbind()));
+                    }
+                )+
+                None
+            }
+
+            #[inline]
+            pub fn memo(&self) -> &dyn $trait {
+                match self {
+                    $(Self::$class(c) => c.get().core(),)+
+                }
+            }
+        }
+    };
+}
+
 /// The token muncher behind `cache_pyclass!`: appends one capability's methods at a time,
 /// then emits the class's single `#[pymethods]` block.
 ///
@@ -289,6 +321,11 @@ macro_rules! __cache_methods {
             }
 
             impl $name {
+                /// The generic core, for native callers (the decorators).
+                pub fn core(&self) -> &$core {
+                    &self.core
+                }
+
                 fn iterator(slf: &::pyo3::Bound<'_, Self>, state: $iter) -> ::pyo3::PyResult<[<$name Iterator>]> {
                     Ok([<$name Iterator>] { cache: slf.clone().unbind(), state })
                 }

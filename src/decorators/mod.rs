@@ -1,0 +1,126 @@
+//! Memoizing decorators (SPEC §7-8), all native: `cached`, `cachedmethod`, `is_cached`,
+//! the key makers, `EVENT_MISS`/`EVENT_HIT` and `CacheInfo`.
+
+mod keys;
+mod memo;
+mod pending;
+mod wrappers;
+
+use pyo3::exceptions::PyAttributeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+pub use memo::{EVENT_HIT, EVENT_MISS};
+pub use wrappers::{CachedCall, CachedFunction, Decorator};
+
+use crate::base::BaseCacheImpl;
+use keys::{as_dict, as_tuple, FastTypes};
+
+/// `make_key(args, kwds, fasttype=(int, str))`: the default cache key of a call.
+#[pyfunction]
+#[pyo3(signature = (args, kwds, fasttype = None))]
+pub fn make_key<'py>(
+    args: &Bound<'py, PyAny>,
+    kwds: Option<&Bound<'py, PyAny>>,
+    fasttype: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let fast = match fasttype {
+        None => FastTypes::IntStr,
+        Some(types) => FastTypes::Custom(types),
+    };
+    keys::make_key(&as_tuple(args)?, as_dict(kwds)?.as_ref(), fast)
+}
+
+/// `make_hash_key(args, kwds)`: `hash(make_key(args, kwds))`.
+#[pyfunction]
+pub fn make_hash_key(args: &Bound<'_, PyAny>, kwds: Option<&Bound<'_, PyAny>>) -> PyResult<isize> {
+    keys::make_key(&as_tuple(args)?, as_dict(kwds)?.as_ref(), FastTypes::IntStr)?.hash()
+}
+
+/// `make_typed_key(args, kwds)`: `make_key` that also tells argument types apart.
+#[pyfunction]
+pub fn make_typed_key<'py>(args: &Bound<'py, PyAny>, kwds: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    keys::make_typed_key(&as_tuple(args)?, as_dict(kwds)?.as_ref())
+}
+
+fn default_key_maker(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    match wrappers::KEY_MAKERS.get(py) {
+        Some([make_key, ..]) => Ok(make_key.bind(py).clone()),
+        None => Ok(wrap_pyfunction!(make_key, py)?.into_any()),
+    }
+}
+
+/// Decorator to wrap a function with a memoizing callable that saves results in a cache.
+#[pyfunction]
+#[pyo3(signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None))]
+pub fn cached(
+    py: Python<'_>,
+    cache: Option<&Bound<'_, PyAny>>,
+    key_maker: Option<&Bound<'_, PyAny>>,
+    clear_reuse: bool,
+    callback: Option<&Bound<'_, PyAny>>,
+    copy_level: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Decorator> {
+    decorator(py, cache, key_maker, clear_reuse, callback, copy_level, false)
+}
+
+/// Like `cached`, for methods: `self` is left out of the key.
+#[pyfunction]
+#[pyo3(signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None))]
+pub fn cachedmethod(
+    py: Python<'_>,
+    cache: Option<&Bound<'_, PyAny>>,
+    key_maker: Option<&Bound<'_, PyAny>>,
+    clear_reuse: bool,
+    callback: Option<&Bound<'_, PyAny>>,
+    copy_level: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Decorator> {
+    decorator(py, cache, key_maker, clear_reuse, callback, copy_level, true)
+}
+
+fn decorator(
+    py: Python<'_>,
+    cache: Option<&Bound<'_, PyAny>>,
+    key_maker: Option<&Bound<'_, PyAny>>,
+    clear_reuse: bool,
+    callback: Option<&Bound<'_, PyAny>>,
+    copy_level: Option<&Bound<'_, PyAny>>,
+    method: bool,
+) -> PyResult<Decorator> {
+    let key_maker = match key_maker {
+        Some(k) if !k.is_none() => k.clone(),
+        _ => default_key_maker(py)?,
+    };
+    let one = 1i64.into_pyobject(py)?.into_any();
+    let level = copy_level.unwrap_or(&one);
+    Decorator::new(cache, &key_maker, clear_reuse, callback, level, method)
+}
+
+/// Whether `func` is memoized by cachebox: it has a `cache` attribute holding a cachebox cache.
+#[pyfunction]
+pub fn is_cached(func: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = func.py();
+    match func.getattr(intern!(py, "cache")) {
+        Ok(cache) => Ok(cache.is_instance_of::<BaseCacheImpl>()),
+        Err(e) if e.is_instance_of::<PyAttributeError>(py) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Adds the decorators' names to the module (called from module init).
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("EVENT_MISS", EVENT_MISS)?;
+    m.add("EVENT_HIT", EVENT_HIT)?;
+    let makers =
+        [m.getattr("make_key")?.unbind(), m.getattr("make_hash_key")?.unbind(), m.getattr("make_typed_key")?.unbind()];
+    let _ = wrappers::KEY_MAKERS.set(py, makers);
+    let fields = PyTuple::new(py, ["hits", "misses", "maxsize", "length", "memory"])?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("module", "cachebox")?;
+    let info = py.import("collections")?.getattr("namedtuple")?.call(("CacheInfo", fields), Some(&kwargs))?;
+    m.add("CacheInfo", &info)?;
+    let _ = wrappers::CACHE_INFO.set(py, info.unbind());
+    Ok(())
+}

@@ -1,0 +1,417 @@
+//! The Python objects of the decorators: `cached(...)`/`cachedmethod(...)` return a
+//! `Decorator`; applying it gives a `CachedFunction`, the wrapper that replaces the user's
+//! function; calling the wrapper of a coroutine function gives a `CachedCall` awaitable.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyFunction, PyTuple, PyType};
+use pyo3::{intern, PyTraverseError};
+
+use super::memo::{no_cache_attribute, AsyncCall, CopyLevel, Input, KeyMaker, Memo, Source, Step};
+use crate::base::BaseCacheImpl;
+use crate::classes::{FIFOCache, NativeCache};
+use crate::sync::Guarded;
+
+/// The key makers of this module, to recognize them and run them natively.
+pub static KEY_MAKERS: PyOnceLock<[Py<PyAny>; 3]> = PyOnceLock::new();
+/// `CacheInfo`, a `collections.namedtuple` type created at import.
+pub static CACHE_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// What `cached(...)` and `cachedmethod(...)` were given, validated, waiting for the function.
+#[pyclass(module = "cachebox", frozen)]
+pub struct Decorator {
+    cache: Option<Py<PyAny>>,
+    key_maker: Py<PyAny>,
+    clear_reuse: bool,
+    callback: Option<Py<PyAny>>,
+    copy_level: CopyLevel,
+    method: bool,
+}
+
+fn copy_level(level: &Bound<'_, PyAny>) -> PyResult<CopyLevel> {
+    let level: i64 = level.extract().map_err(|_| PyTypeError::new_err("copy_level must be an int"))?;
+    Ok(match level {
+        0 => CopyLevel::Never,
+        2 => CopyLevel::Always,
+        _ => CopyLevel::Containers,
+    })
+}
+
+impl Decorator {
+    /// Validates `cache` as SPEC §8.1 (`cached`) and §8.2 (`cachedmethod`) say.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cache: Option<&Bound<'_, PyAny>>,
+        key_maker: &Bound<'_, PyAny>,
+        clear_reuse: bool,
+        callback: Option<&Bound<'_, PyAny>>,
+        level: &Bound<'_, PyAny>,
+        method: bool,
+    ) -> PyResult<Self> {
+        let cache = cache.filter(|c| !c.is_none());
+        let cache = match cache {
+            None => None,
+            Some(c) if c.is_exact_instance_of::<PyDict>() => Some(c.clone()),
+            Some(c) if c.is_instance_of::<BaseCacheImpl>() => Some(c.clone()),
+            Some(c) if !method && c.is_instance_of::<PyFunction>() => Some(c.clone()),
+            Some(c) if method => {
+                return Err(PyTypeError::new_err(format!("we expected cachebox caches, got {}", c.repr()?)));
+            }
+            Some(c) => {
+                return Err(PyTypeError::new_err(format!(
+                    "we expected cachebox caches or function, got {}",
+                    c.repr()?
+                )));
+            }
+        };
+        if !key_maker.is_callable() {
+            return Err(PyTypeError::new_err("key_maker must be callable"));
+        }
+        Ok(Self {
+            cache: cache.map(Bound::unbind),
+            key_maker: key_maker.clone().unbind(),
+            clear_reuse,
+            callback: callback.filter(|c| !c.is_none()).map(|c| c.clone().unbind()),
+            copy_level: copy_level(level)?,
+            method,
+        })
+    }
+
+    fn key_maker(&self, py: Python<'_>) -> KeyMaker {
+        let maker = self.key_maker.bind(py);
+        if let Some([make_key, make_hash_key, make_typed_key]) = KEY_MAKERS.get(py) {
+            if maker.is(make_key) {
+                return KeyMaker::Default;
+            }
+            if maker.is(make_hash_key) {
+                return KeyMaker::Hashed;
+            }
+            if maker.is(make_typed_key) {
+                return KeyMaker::Typed;
+            }
+        }
+        KeyMaker::Custom(self.key_maker.clone_ref(py))
+    }
+
+    /// A cache the wrapper uses: `None` and a `dict` become a new unbounded `FIFOCache`.
+    fn source(&self, py: Python<'_>) -> PyResult<Source> {
+        let cache = match &self.cache {
+            None => py.get_type::<FIFOCache>().call1((0,))?,
+            Some(c) => {
+                let c = c.bind(py);
+                if c.is_exact_instance_of::<PyDict>() {
+                    // The dict's items are copied; the dict itself is never the storage.
+                    py.get_type::<FIFOCache>().call1((0, c))?
+                } else if c.is_instance_of::<PyFunction>() {
+                    return Ok(Source::Factory(c.clone().unbind()));
+                } else {
+                    c.clone()
+                }
+            }
+        };
+        let native = NativeCache::of(&cache);
+        Ok(Source::Fixed { cache: cache.unbind(), native })
+    }
+}
+
+#[pymethods]
+impl Decorator {
+    /// Wraps `func`.
+    fn __call__(&self, py: Python<'_>, func: &Bound<'_, PyAny>) -> PyResult<Py<CachedFunction>> {
+        if !func.is_callable() {
+            return Err(PyTypeError::new_err("cached() must decorate a callable"));
+        }
+        let source = self.source(py)?;
+        let factory = matches!(source, Source::Factory(_));
+        let memo = Memo {
+            func: func.clone().unbind(),
+            source,
+            key_maker: self.key_maker(py),
+            skip_self: self.method || factory,
+            copy_level: self.copy_level,
+            callback: self.callback.as_ref().map(|c| c.clone_ref(py)),
+            clear_reuse: self.clear_reuse,
+            hits: Default::default(),
+            misses: Default::default(),
+            pending: Default::default(),
+        };
+        let inspect = py.import(intern!(py, "inspect"))?;
+        let is_async = inspect.call_method1(intern!(py, "iscoroutinefunction"), (func,))?.is_truthy()?;
+        let wrapper = Py::new(py, CachedFunction { memo: Arc::new(memo), is_async, factory })?;
+        let bound = wrapper.bind(py);
+        py.import(intern!(py, "functools"))?.call_method1(intern!(py, "update_wrapper"), (bound, func))?;
+        if is_async {
+            mark_coroutine_function(bound.as_any(), func)?;
+        }
+        Ok(wrapper)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.cache)?;
+        visit.call(&self.key_maker)?;
+        visit.call(&self.callback)
+    }
+}
+
+/// Makes `inspect.iscoroutinefunction(wrapper)` (and asyncio's) true for a native object:
+/// 3.12+ reads a marker; 3.10 and 3.11 accept "function-like" objects (a `__code__` with the
+/// coroutine flag plus `__defaults__`/`__kwdefaults__`); 3.9 also needs `isinstance(wrapper,
+/// FunctionType)`, which the wrapper's `__class__` answers (see `CachedFunction::class`).
+fn mark_coroutine_function(wrapper: &Bound<'_, PyAny>, func: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = wrapper.py();
+    let inspect = py.import(intern!(py, "inspect"))?;
+    if inspect.hasattr(intern!(py, "markcoroutinefunction"))? {
+        inspect.call_method1(intern!(py, "markcoroutinefunction"), (wrapper,))?;
+    }
+    let dict = wrapper.getattr(intern!(py, "__dict__"))?;
+    for name in ["__code__", "__defaults__", "__kwdefaults__"] {
+        if let Ok(value) = func.getattr(name) {
+            dict.set_item(name, value)?;
+        }
+    }
+    let asyncio_coroutines = py.import(intern!(py, "asyncio.coroutines"))?;
+    if let Ok(marker) = asyncio_coroutines.getattr(intern!(py, "_is_coroutine")) {
+        dict.set_item(intern!(py, "_is_coroutine"), marker)?;
+    }
+    Ok(())
+}
+
+/// A memoized function: call it like the original (SPEC §8).
+#[pyclass(module = "cachebox", frozen, dict, weakref)]
+pub struct CachedFunction {
+    memo: Arc<Memo>,
+    is_async: bool,
+    factory: bool,
+}
+
+/// The helpers `cache_info`/`cache_clear` bind to a wrapper (see the getters below).
+static BOUND_HELPERS: PyOnceLock<[Py<PyAny>; 2]> = PyOnceLock::new();
+
+fn bound_helper<'py>(slf: &Bound<'py, CachedFunction>, which: usize, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let py = slf.py();
+    if slf.get().factory {
+        return Err(no_cache_attribute(name));
+    }
+    let helpers = BOUND_HELPERS.get_or_try_init(py, || {
+        Ok::<_, PyErr>([
+            pyo3::wrap_pyfunction!(cache_info, py)?.into_any().unbind(),
+            pyo3::wrap_pyfunction!(cache_clear, py)?.into_any().unbind(),
+        ])
+    })?;
+    let method_type = py.import(intern!(py, "types"))?.getattr(intern!(py, "MethodType"))?;
+    method_type.call1((helpers[which].bind(py), slf))
+}
+
+/// `CacheInfo(hits, misses, maxsize, length, memory)` of a cached function.
+#[pyfunction]
+fn cache_info<'py>(wrapper: &Bound<'py, CachedFunction>) -> PyResult<Bound<'py, PyAny>> {
+    let py = wrapper.py();
+    let memo = &wrapper.get().memo;
+    let Source::Fixed { cache, .. } = &memo.source else { return Err(no_cache_attribute("cache_info")) };
+    let cache = cache.bind(py);
+    let info = CACHE_INFO.get(py).ok_or_else(|| PyValueError::new_err("cachebox is not initialized"))?;
+    info.bind(py).call1((
+        memo.hits.load(Ordering::Relaxed),
+        memo.misses.load(Ordering::Relaxed),
+        cache.getattr(intern!(py, "maxsize"))?,
+        cache.len()?,
+        cache.call_method0(intern!(py, "memory"))?,
+    ))
+}
+
+/// Clears the cache, the hit/miss counters and the calls in flight of a cached function.
+#[pyfunction]
+fn cache_clear(wrapper: &Bound<'_, CachedFunction>) -> PyResult<()> {
+    let py = wrapper.py();
+    let memo = &wrapper.get().memo;
+    let Source::Fixed { cache, .. } = &memo.source else { return Err(no_cache_attribute("cache_clear")) };
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(intern!(py, "reuse"), memo.clear_reuse)?;
+    cache.bind(py).call_method(intern!(py, "clear"), (), Some(&kwargs))?;
+    memo.hits.store(0, Ordering::Relaxed);
+    memo.misses.store(0, Ordering::Relaxed);
+    memo.pending.clear(py)
+}
+
+#[pymethods]
+impl CachedFunction {
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        slf: &Bound<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.is_async {
+            let call = AsyncCall::new(this.memo.clone(), args.clone().unbind(), kwargs.map(|k| k.clone().unbind()));
+            let awaitable = CachedCall { owner: slf.clone().into_any().unbind(), call: Guarded::new(call) };
+            return Ok(Py::new(py, awaitable)?.into_any());
+        }
+        this.memo.call(py, args, kwargs)
+    }
+
+    /// Binds like a function, so methods receive `self` as `args[0]`.
+    fn __get__(
+        slf: &Bound<'_, Self>,
+        obj: Option<&Bound<'_, PyAny>>,
+        _cls: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        match obj {
+            Some(obj) if !obj.is_none() => {
+                let method_type = py.import(intern!(py, "types"))?.getattr(intern!(py, "MethodType"))?;
+                Ok(method_type.call1((slf, obj))?.unbind())
+            }
+            _ => Ok(slf.clone().into_any().unbind()),
+        }
+    }
+
+    /// The cache (absent when it comes from a factory).
+    #[getter]
+    fn cache(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match &self.memo.source {
+            Source::Fixed { cache, .. } => Ok(cache.clone_ref(py)),
+            Source::Factory(_) => Err(no_cache_attribute("cache")),
+        }
+    }
+
+    /// `cache_info()`: `CacheInfo(hits, misses, maxsize, length, memory)`.
+    #[getter(cache_info)]
+    fn get_cache_info<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        bound_helper(slf, 0, "cache_info")
+    }
+
+    /// `cache_clear()`: clears the cache and resets the counters.
+    #[getter(cache_clear)]
+    fn get_cache_clear<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        bound_helper(slf, 1, "cache_clear")
+    }
+
+    /// The `callback` given to the decorator, or `None`.
+    #[getter]
+    fn callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.memo.callback.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    /// On CPython 3.9, `inspect.iscoroutinefunction` only accepts `FunctionType` instances;
+    /// the wrapper of a coroutine function answers as one there (it has `__code__` and the
+    /// other function attributes). Everywhere else this is the true class.
+    #[getter(__class__)]
+    fn class<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyType>> {
+        let py = slf.py();
+        if slf.get().is_async && py.version_info() < (3, 10) {
+            return Ok(py.get_type::<PyFunction>());
+        }
+        Ok(slf.get_type())
+    }
+
+    /// Pickles by reference, like a function.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.getattr(intern!(slf.py(), "__qualname__"))
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let name = slf.getattr(intern!(slf.py(), "__qualname__"))?;
+        Ok(format!("<cached function {name} at {:#x}>", slf.as_ptr() as usize))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        let memo = &self.memo;
+        visit.call(&memo.func)?;
+        match &memo.source {
+            Source::Fixed { cache, .. } => visit.call(cache)?,
+            Source::Factory(factory) => visit.call(factory)?,
+        }
+        if let KeyMaker::Custom(k) = &memo.key_maker {
+            visit.call(k)?;
+        }
+        visit.call(&memo.callback)
+    }
+}
+
+/// The awaitable a cached coroutine function returns.
+#[pyclass(module = "cachebox", frozen)]
+pub struct CachedCall {
+    /// Keeps the wrapper (and so everything the call uses) alive.
+    owner: Py<PyAny>,
+    /// Re-entry (the coroutine driving its own awaitable) raises instead of deadlocking.
+    call: Guarded<AsyncCall>,
+}
+
+impl CachedCall {
+    fn drive(&self, py: Python<'_>, input: Input) -> PyResult<Py<PyAny>> {
+        let step = self.call.lock(py)?.step(py, input)?;
+        match step {
+            Step::Yield(y) => Ok(y),
+            Step::Return(v) => Err(pyo3::exceptions::PyStopIteration::new_err((v,))),
+        }
+    }
+}
+
+/// Builds the exception `throw(typ, val, tb)` asks for, like a generator does.
+fn thrown(typ: &Bound<'_, PyAny>, val: Option<&Bound<'_, PyAny>>) -> PyResult<PyErr> {
+    if typ.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+        return Ok(PyErr::from_value(typ.clone()));
+    }
+    let instance = match val {
+        Some(v) if !v.is_none() => {
+            if v.is_instance(typ)? {
+                v.clone()
+            } else {
+                typ.call1((v,))?
+            }
+        }
+        _ => typ.call0()?,
+    };
+    Ok(PyErr::from_value(instance))
+}
+
+#[pymethods]
+impl CachedCall {
+    fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.drive(py, Input::Send(py.None()))
+    }
+
+    fn send(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        self.drive(py, Input::Send(value))
+    }
+
+    #[pyo3(signature = (typ, val = None, tb = None))]
+    fn throw(
+        &self,
+        py: Python<'_>,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let _ = tb;
+        self.drive(py, Input::Throw(thrown(typ, val)?))
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.call.lock(py)?.close(py)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.owner)?;
+        // Skip the call's own references while a step holds it (never block here).
+        if let Some(call) = self.call.try_lock() {
+            call.visit(&visit)?;
+        }
+        Ok(())
+    }
+}
