@@ -447,6 +447,8 @@ impl<P: Policy> CacheCore<P> {
         }
         let (mine, len) = self.items(py, usize::MAX)?;
         let limits = self.read(py, |s| s.limits)?;
+        // Hashes run Python code: compute them before taking the other cache's lock.
+        let hashes = mine.iter().map(|item| hash_key(item.key.bind(py))).collect::<PyResult<Vec<u32>>>()?;
         let mut trash = Trash::default();
         let theirs = {
             let mut store = other.lock(py)?;
@@ -458,8 +460,8 @@ impl<P: Policy> CacheCore<P> {
             }
             let now = Store::<P>::now();
             let mut theirs = Vec::with_capacity(len);
-            for item in &mine {
-                let probe = Probe { key: item.key.bind(py), hash: hash_key(item.key.bind(py))? };
+            for (item, &hash) in mine.iter().zip(&hashes) {
+                let probe = Probe { key: item.key.bind(py), hash };
                 match store.find_live(py, &probe, now)? {
                     Some(id) => theirs.push(store.entry(id).value.clone_ref(py)),
                     None => return Ok(false),
