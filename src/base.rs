@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pyo3::exceptions::{PyAssertionError, PyNotImplementedError, PyTypeError};
+use pyo3::exceptions::{PyAssertionError, PyAttributeError, PyNotImplementedError, PyTypeError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -44,6 +44,33 @@ pub struct Frozen {
 
 fn frozen_error() -> PyErr {
     PyTypeError::new_err("This cache is frozen.")
+}
+
+/// The methods of a cache that write to it.
+const WRITERS: [&str; 8] = ["insert", "pop", "setdefault", "popitem", "drain", "clear", "shrink_to_fit", "update"];
+
+/// A writing method of a `Frozen` cache: calling it raises `TypeError("This cache is
+/// frozen.")`, or returns `None` when the `Frozen` was made with `ignore=True`.
+#[pyclass(module = "cachebox", frozen)]
+pub struct Refusal {
+    frozen: Py<Frozen>,
+}
+
+#[pymethods]
+impl Refusal {
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.frozen.get().refuse(py)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.frozen)
+    }
 }
 
 impl Frozen {
@@ -175,68 +202,15 @@ impl Frozen {
         self.refuse(py).map(drop)
     }
 
-    #[pyo3(signature = (*_args, **_kwargs))]
-    fn insert(
-        &self,
-        py: Python<'_>,
-        _args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.refuse(py)
-    }
-
-    #[pyo3(signature = (*_args, **_kwargs))]
-    fn pop(
-        &self,
-        py: Python<'_>,
-        _args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.refuse(py)
-    }
-
-    #[pyo3(signature = (*_args, **_kwargs))]
-    fn setdefault(
-        &self,
-        py: Python<'_>,
-        _args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.refuse(py)
-    }
-
-    fn popitem(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.refuse(py)
-    }
-
-    #[pyo3(signature = (*_args, **_kwargs))]
-    fn drain(
-        &self,
-        py: Python<'_>,
-        _args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.refuse(py)
-    }
-
-    #[pyo3(signature = (*, reuse = false))]
-    fn clear(&self, py: Python<'_>, reuse: bool) -> PyResult<Py<PyAny>> {
-        let _ = reuse;
-        self.refuse(py)
-    }
-
-    fn shrink_to_fit(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.refuse(py)
-    }
-
-    #[pyo3(signature = (*_args, **_kwargs))]
-    fn update(
-        &self,
-        py: Python<'_>,
-        _args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        self.refuse(py)
+    /// The cache's writing methods (`insert`, `pop`, `setdefault`, `popitem`, `drain`,
+    /// `clear`, `shrink_to_fit`, `update`): each refuses, or does nothing when `ignore` is
+    /// set. Any other name is not available on a frozen cache.
+    fn __getattr__(slf: &Bound<'_, Self>, name: &str) -> PyResult<Refusal> {
+        if WRITERS.contains(&name) {
+            return Ok(Refusal { frozen: slf.clone().unbind() });
+        }
+        let type_name = slf.get_type().name()?;
+        Err(PyAttributeError::new_err(format!("'{type_name}' object has no attribute '{name}'")))
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {

@@ -73,6 +73,28 @@ macro_rules! cache_pyclass {
     };
 }
 
+/// Declares a decorator factory `$name(cache=None, key_maker=None, clear_reuse=False,
+/// callback=None, copy_level=None)` that forwards to `$build(..., $method)`: `cached` and
+/// `cachedmethod` differ only in that flag.
+#[macro_export]
+macro_rules! decorator_factory {
+    ($(#[doc = $doc:literal])* $name:ident -> $ret:ty = $build:path, method = $method:literal) => {
+        $(#[doc = $doc])*
+        #[::pyo3::pyfunction]
+        #[pyo3(signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None))]
+        pub fn $name(
+            py: ::pyo3::Python<'_>,
+            cache: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
+            key_maker: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
+            clear_reuse: bool,
+            callback: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
+            copy_level: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
+        ) -> ::pyo3::PyResult<$ret> {
+            $build(py, cache, key_maker, clear_reuse, callback, copy_level, $method)
+        }
+    };
+}
+
 /// Declares `$enum`, a handle on a cache object whose exact type is one of the listed native
 /// classes, so callers can skip Python-level dispatch. `memo()` views it as `&dyn $trait`.
 #[macro_export]

@@ -6,6 +6,7 @@ mod memo;
 mod pending;
 mod wrappers;
 
+use cachebox_macros::decorator_factory;
 use pyo3::exceptions::PyAttributeError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -51,32 +52,14 @@ fn default_key_maker(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     }
 }
 
-/// Decorator to wrap a function with a memoizing callable that saves results in a cache.
-#[pyfunction]
-#[pyo3(signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None))]
-pub fn cached(
-    py: Python<'_>,
-    cache: Option<&Bound<'_, PyAny>>,
-    key_maker: Option<&Bound<'_, PyAny>>,
-    clear_reuse: bool,
-    callback: Option<&Bound<'_, PyAny>>,
-    copy_level: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Decorator> {
-    decorator(py, cache, key_maker, clear_reuse, callback, copy_level, false)
+decorator_factory! {
+    /// Decorator to wrap a function with a memoizing callable that saves results in a cache.
+    cached -> Decorator = decorator, method = false
 }
 
-/// Like `cached`, for methods: `self` is left out of the key.
-#[pyfunction]
-#[pyo3(signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None))]
-pub fn cachedmethod(
-    py: Python<'_>,
-    cache: Option<&Bound<'_, PyAny>>,
-    key_maker: Option<&Bound<'_, PyAny>>,
-    clear_reuse: bool,
-    callback: Option<&Bound<'_, PyAny>>,
-    copy_level: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Decorator> {
-    decorator(py, cache, key_maker, clear_reuse, callback, copy_level, true)
+decorator_factory! {
+    /// Like `cached`, for methods: `self` is left out of the key.
+    cachedmethod -> Decorator = decorator, method = true
 }
 
 fn decorator(
