@@ -81,7 +81,10 @@ macro_rules! decorator_factory {
     ($(#[doc = $doc:literal])* $name:ident -> $ret:ty = $build:path, method = $method:literal) => {
         $(#[doc = $doc])*
         #[::pyo3::pyfunction]
-        #[pyo3(signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None))]
+        #[pyo3(
+            signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None),
+            text_signature = "(cache=None, key_maker=None, clear_reuse=False, callback=None, copy_level=1)"
+        )]
         pub fn $name(
             py: ::pyo3::Python<'_>,
             cache: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,

@@ -18,18 +18,35 @@ pub use wrappers::{CachedCall, CachedFunction, Decorator};
 use crate::base::BaseCacheImpl;
 use keys::{as_dict, as_tuple, FastTypes};
 
+/// `make_key`'s `fasttype` argument: omitted means `(int, str)`; anything given (even
+/// `None`) is used as is, and a falsy value disables the fast path.
+pub enum FastTypeArg {
+    Omitted,
+    Given(Py<PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for FastTypeArg {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Self::Given(obj.to_owned().unbind()))
+    }
+}
+
 /// `make_key(args, kwds, fasttype=(int, str))`: the default cache key of a call.
 #[pyfunction]
-#[pyo3(signature = (args, kwds, fasttype = None))]
+#[pyo3(signature = (args, kwds, fasttype = FastTypeArg::Omitted), text_signature = "(args, kwds, fasttype=(int, str))")]
 pub fn make_key<'py>(
     args: &Bound<'py, PyAny>,
     kwds: Option<&Bound<'py, PyAny>>,
-    fasttype: Option<&Bound<'py, PyAny>>,
+    fasttype: FastTypeArg,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let fast = match fasttype {
-        None => FastTypes::IntStr,
-        Some(types) => FastTypes::Custom(types),
+    let py = args.py();
+    let given = match &fasttype {
+        FastTypeArg::Omitted => None,
+        FastTypeArg::Given(types) => Some(types.bind(py)),
     };
+    let fast = given.map_or(FastTypes::IntStr, FastTypes::Custom);
     keys::make_key(&as_tuple(args)?, as_dict(kwds)?.as_ref(), fast)
 }
 

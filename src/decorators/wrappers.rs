@@ -33,12 +33,14 @@ pub struct Decorator {
     method: bool,
 }
 
+/// `copy_level`: 0 never copies, 2 always does, anything else copies `dict`/`list`/`set`.
 fn copy_level(level: &Bound<'_, PyAny>) -> PyResult<CopyLevel> {
-    let level: i64 = level.extract().map_err(|_| PyTypeError::new_err("copy_level must be an int"))?;
-    Ok(match level {
-        0 => CopyLevel::Never,
-        2 => CopyLevel::Always,
-        _ => CopyLevel::Containers,
+    Ok(if level.eq(0)? {
+        CopyLevel::Never
+    } else if level.eq(2)? {
+        CopyLevel::Always
+    } else {
+        CopyLevel::Containers
     })
 }
 
@@ -168,10 +170,24 @@ fn mark_coroutine_function(wrapper: &Bound<'_, PyAny>, func: &Bound<'_, PyAny>) 
     if inspect.hasattr(intern!(py, "markcoroutinefunction"))? {
         inspect.call_method1(intern!(py, "markcoroutinefunction"), (wrapper,))?;
     }
+    // The code object lives on the function under any `functools.partial` and method layers.
+    let mut inner = func.clone();
+    let partial = py.import(intern!(py, "functools"))?.getattr(intern!(py, "partial"))?;
+    loop {
+        if inner.is_instance(&partial)? {
+            inner = inner.getattr(intern!(py, "func"))?;
+        } else if let Ok(f) = inner.getattr(intern!(py, "__func__")) {
+            inner = f;
+        } else {
+            break;
+        }
+    }
     let dict = wrapper.getattr(intern!(py, "__dict__"))?;
-    for name in ["__code__", "__defaults__", "__kwdefaults__"] {
-        if let Ok(value) = func.getattr(name) {
-            dict.set_item(name, value)?;
+    for name in ["__code__", "__defaults__", "__kwdefaults__", "__name__", "__qualname__"] {
+        if !dict.contains(name)? {
+            if let Ok(value) = inner.getattr(name) {
+                dict.set_item(name, value)?;
+            }
         }
     }
     let asyncio_coroutines = py.import(intern!(py, "asyncio.coroutines"))?;
@@ -317,7 +333,11 @@ impl CachedFunction {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let name = slf.getattr(intern!(slf.py(), "__qualname__"))?;
+        let py = slf.py();
+        let name = match slf.getattr(intern!(py, "__qualname__")) {
+            Ok(name) => name.str()?.to_string(),
+            Err(_) => slf.get().memo.func.bind(py).repr()?.to_string(),
+        };
         Ok(format!("<cached function {name} at {:#x}>", slf.as_ptr() as usize))
     }
 
