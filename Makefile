@@ -73,3 +73,29 @@ test: lint test-rust test-python ## Every check: lints, Rust tests, pytest on ea
 .PHONY: clean
 clean: ## Remove build outputs and venvs
 	rm -rf target .build .venv .venvs
+
+# Typing: the stubs in typings/ (shipped through the symlinks in cachebox/) checked against a
+# fresh wheel installed into a venv of its own, so the checkers never touch .venv.
+TYPING_VENV := .venv-typing
+TYPING_PY := $(TYPING_VENV)/bin/python
+TYPING_DEPS := "mypy>=1.18" "basedpyright>=1.31" "typing_extensions>=4.15"
+TYPING_FILES := tests/typing/usage.py tests/typing/check_misuse.py tests/typing/check_dist.py
+
+$(TYPING_PY):
+	$(PYTHON) -m venv $(TYPING_VENV)
+	$(TYPING_PY) -m pip install $(PIP_FLAGS) --upgrade pip
+
+.PHONY: typecheck
+typecheck: $(VPY) $(TYPING_PY) ## stubtest, mypy and pyright over the typed usage and misuse files, wheel contents
+	$(TYPING_PY) -m pip install $(PIP_FLAGS) $(TYPING_DEPS)
+	rm -rf .build/typing
+	$(VENV)/bin/maturin build --release -q -i $(TYPING_PY) --out .build/typing
+	$(VENV)/bin/maturin sdist --out .build/typing
+	$(TYPING_PY) -m pip install $(PIP_FLAGS) --force-reinstall --no-deps .build/typing/*.whl
+	$(TYPING_PY) tests/typing/check_dist.py .build/typing/*.whl .build/typing/*.tar.gz
+	$(TYPING_VENV)/bin/stubtest cachebox._core --allowlist typings/stubtest-allowlist.txt
+	$(TYPING_PY) -m mypy $(TYPING_FILES)
+	$(TYPING_VENV)/bin/basedpyright --pythonpath $(TYPING_PY) $(TYPING_FILES)
+	$(TYPING_PY) tests/typing/usage.py
+	$(TYPING_PY) tests/typing/check_misuse.py
+	cd .build/typing && ../../$(TYPING_PY) -m mypy --config-file= --strict --no-incremental ../../tests/typing/usage.py

@@ -1,0 +1,1 @@
+../typings/cachebox/_core.pyi

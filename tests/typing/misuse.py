@@ -1,0 +1,119 @@
+"""Mistakes the stubs must catch: every line with a trailing `E: <reason>` comment is an error
+for BOTH mypy and pyright, and no other line is an error for either (`check_misuse.py`).
+
+Never run: several marked lines would fail at runtime, which is the point.
+Keep each case on one line, so that both checkers report it on the marked line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cachebox import (
+    BaseCacheImpl,
+    Cache,
+    CacheInfo,
+    Frozen,
+    LFUCache,
+    LRUCache,
+    RRCache,
+    TTLCache,
+    VTTLCache,
+    cached,
+    cachedmethod,
+)
+
+lru: LRUCache[int, str] = LRUCache(10)
+ttl: TTLCache[str, int] = TTLCache(10, 60)
+vttl: VTTLCache[str, int] = VTTLCache(10)
+frozen: Frozen[int, str] = Frozen(lru)
+plain: Cache[int, int] = Cache(0)
+
+# --- keys and values ------------------------------------------------------------------------
+
+lru["one"] = "1"  # E: wrong key type
+lru[1] = 1  # E: wrong value type
+lru.insert(2, b"two")  # E: wrong value type for insert
+lru.update({"k": "v"})  # E: update with wrong key type
+LRUCache(10, [1, 2, 3])  # E: iterable of non-pairs
+value: str = lru.get(1)  # E: get() without a default may return None
+length: int = lru.get(1, 0)  # E: get(k, default) is V | D, not D
+key: str = lru.popitem()[0]  # E: popitem() returns tuple[K, V]
+bad_key_type: LRUCache[list[int], str] = LRUCache(0)  # E: keys must be hashable
+first: int = ttl.first()  # E: first() may return None
+remaining: int = ttl.get_with_expire("a")[1]  # E: the remaining TTL is a float
+for _k, _v, _extra in lru.items():  # E: items() yields pairs
+    pass
+first_key: str = next(iter(lru))  # E: iteration yields keys
+
+# --- constructors and arguments -------------------------------------------------------------
+
+TTLCache(10)  # E: TTLCache requires a ttl
+TTLCache(10, ttl="1m")  # E: ttl is seconds or a timedelta
+VTTLCache(10, ttl=[1])  # E: VTTL ttl is a number, timedelta, datetime or None
+vttl.insert("k", 1, ttl="soon")  # E: VTTL ttl of insert
+lru.insert(3, "three", 5)  # E: only VTTLCache.insert takes a ttl
+lru.clear(True)  # E: reuse is keyword-only
+lru.drain()  # E: drain needs n
+RRCache(maxsize="10")  # E: maxsize is an int
+LFUCache(10, capacity=None)  # E: capacity is an int
+Frozen(lru, ignore="yes")  # E: ignore is a bool
+
+# --- unknown or read-only attributes --------------------------------------------------------
+
+lru.peek_all(1)  # E: unknown attribute
+lru.first()  # E: LRUCache has no first()
+plain.peek(1)  # E: Cache has no peek()
+frozen.peek(1)  # E: Frozen has no peek()
+ttl.ttl = 5.0  # E: ttl is read-only
+lru.maxsize = 5  # E: maxsize is read-only
+is_less = lru < LRUCache[int, str](1)  # E: caches are not ordered
+
+
+def read(base: BaseCacheImpl[int, str]) -> None:
+    base.get(1)  # E: BaseCacheImpl declares no methods
+
+
+# --- decorators -----------------------------------------------------------------------------
+
+
+@cached(LRUCache(0))
+def square(x: int) -> int:
+    return x * x
+
+
+@cached(lambda self: self.cache)
+def factory_made(self: Any, x: int) -> int:
+    return x
+
+
+@cached(None)
+async def fetch(url: str) -> bytes:
+    return url.encode()
+
+
+square("2")  # E: wrong argument to a cached function
+square(1, 2)  # E: too many arguments
+square(y=2)  # E: unknown keyword argument
+result: str = square(2)  # E: the cached function returns int
+hits: str = square.cache_info().hits  # E: CacheInfo fields are ints
+_ = square.cache_info().hit  # E: CacheInfo has no field hit
+square.cache = LRUCache(0)  # E: cache is read-only
+square.cache_clear(True)  # E: cache_clear takes no argument
+_ = factory_made.cache  # E: a factory-mode wrapper has no cache
+factory_made.cache_info()  # E: nor cache_info
+cachedmethod(lambda self: self.cache)  # E: cachedmethod takes no cache factory
+cached(LRUCache(0), key_maker=lambda args: args)  # E: key_maker takes (args, kwds)
+cached(LRUCache(0), callback=lambda event: None)  # E: callback takes (event, key, value)
+cached(LRUCache(0), clear_reuse="yes", copy_level="deep")  # E: bool and int options
+info: CacheInfo = square.cache  # E: cache is the cache, not its info
+
+
+async def misuse_async() -> None:
+    await square(3)  # E: awaiting a sync cached function result
+    fetch("x").decode()  # E: the coroutine must be awaited first
+    fetch(1)  # E: wrong argument to a cached coroutine function
+
+
+async def text_of(url: str) -> str:
+    return await fetch(url)  # E: the awaited result is bytes

@@ -1,0 +1,1074 @@
+"""Type stubs of `cachebox._core`, the native module (SPEC.md).
+
+Hand-written and the single source of truth: `cachebox/_core.pyi` is a symlink to this file.
+`make typecheck` runs `mypy.stubtest` against the built module, so names, signatures and
+defaults cannot drift from the runtime; the types themselves are checked by the usage and
+misuse files in `tests/typing/`.
+"""
+
+from collections.abc import Callable, Container, Coroutine, Generator, Hashable, Iterable, Iterator
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import (
+    Any,
+    ClassVar,
+    Final,
+    Generic,
+    NamedTuple,
+    NoReturn,
+    Protocol,
+    TypeVar,
+    final,
+    overload,
+    type_check_only,
+)
+
+from typing_extensions import Concatenate, ParamSpec, Self, TypeAlias, disjoint_base
+
+__all__ = [
+    "EVENT_HIT",
+    "EVENT_MISS",
+    "BaseCacheImpl",
+    "Cache",
+    "CacheInfo",
+    "CachedCall",
+    "CachedFunction",
+    "Decorator",
+    "FIFOCache",
+    "Frozen",
+    "LFUCache",
+    "LRUCache",
+    "RRCache",
+    "TTLCache",
+    "VTTLCache",
+    "__version__",
+    "_advance_clock",
+    "cached",
+    "cachedmethod",
+    "is_cached",
+    "make_hash_key",
+    "make_key",
+    "make_typed_key",
+]
+
+__version__: str
+
+_KT = TypeVar("_KT", bound=Hashable)
+_VT = TypeVar("_VT")
+_T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
+_KT_co = TypeVar("_KT_co", covariant=True)
+_VT_co = TypeVar("_VT_co", covariant=True)
+
+@type_check_only
+class _SupportsItems(Protocol[_KT_co, _VT_co]):
+    """Anything with an `items()` of pairs: a dict, another cache, a `Frozen`."""
+
+    def items(self) -> Iterable[tuple[_KT_co, _VT_co]]: ...
+
+# What the constructors and `update` accept (SPEC 2.2): an object with `.items()`, or an
+# iterable of `(key, value)` tuples.
+_Pairs: TypeAlias = _SupportsItems[_KT, _VT] | Iterable[tuple[_KT, _VT]]
+# `VTTLCache`'s per-item TTL: seconds, a duration, a (naive, local) deadline, or never.
+_VTTL: TypeAlias = float | timedelta | datetime | None
+
+# ---------------------------------------------------------------------------------------------
+# Iterators. One native class per cache; they are not attributes of the module (only the
+# methods that return them reach them), hence `type_check_only`. Single pass: they raise
+# `RuntimeError` once the cache changes under them.
+
+@final
+@type_check_only
+class CacheIterator(Iterator[_T_co]):
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _T_co: ...
+
+@final
+@type_check_only
+class FIFOCacheIterator(Iterator[_T_co]):
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _T_co: ...
+
+@final
+@type_check_only
+class RRCacheIterator(Iterator[_T_co]):
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _T_co: ...
+
+@final
+@type_check_only
+class LRUCacheIterator(Iterator[_T_co]):
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _T_co: ...
+
+@final
+@type_check_only
+class LFUCacheIterator(Iterator[_T_co]):
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _T_co: ...
+
+@final
+@type_check_only
+class TTLCacheIterator(Iterator[_T_co]):
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _T_co: ...
+
+@final
+@type_check_only
+class VTTLCacheIterator(Iterator[_T_co]):
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> _T_co: ...
+
+# ---------------------------------------------------------------------------------------------
+# Caches
+
+class BaseCacheImpl(Generic[_KT, _VT]):
+    """Abstract base of every cache and of `Frozen`; only for `isinstance` and subclassing.
+
+    Calling it directly raises `NotImplementedError`. It declares no methods: each cache class
+    spells out its own API below.
+    """
+
+@disjoint_base
+class Cache(BaseCacheImpl[_KT, _VT]):
+    """No eviction policy: inserting a new key into a full cache raises `OverflowError`."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        iterable: _Pairs[_KT, _VT] | None = None,
+        *,
+        capacity: int = 0,
+        maxmemory: int = 0,
+    ) -> None: ...
+    @property
+    def maxsize(self) -> int:
+        """The size limit (`sys.maxsize` when created with 0)."""
+    @property
+    def maxmemory(self) -> int:
+        """The memory limit in bytes (`sys.maxsize` when created with 0)."""
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __getitem__(self, key: _KT, /) -> _VT: ...
+    def __setitem__(self, key: _KT, value: _VT, /) -> None: ...
+    def __delitem__(self, key: _KT, /) -> None: ...
+    def __iter__(self) -> CacheIterator[_KT]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    def __sizeof__(self) -> int: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self: ...
+    def __getstate__(self) -> tuple[Any, ...]: ...
+    def __setstate__(self, state: tuple[Any, ...]) -> None: ...
+    def capacity(self) -> int: ...
+    def memory(self) -> int:
+        """The sum of `key.__sizeof__() + value.__sizeof__()` over the stored entries."""
+    def is_empty(self) -> bool: ...
+    def is_full(self) -> bool: ...
+    def insert(self, key: _KT, value: _VT) -> _VT | None:
+        """Sets `key` and returns the previous value, or `None` if it was absent."""
+    @overload
+    def get(self, key: _KT, default: None = None) -> _VT | None:
+        """The value of `key`, or `default`."""
+    @overload
+    def get(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def get(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def pop(self, key: _KT, default: None = None) -> _VT | None:
+        """Removes `key` and returns its value, or `default`; never raises `KeyError`."""
+    @overload
+    def pop(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def pop(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def setdefault(self: Cache[_KT, _T | None], key: _KT, default: None = None) -> _T | None:
+        """The value of `key`; if absent, inserts `default` and returns it."""
+    @overload
+    def setdefault(self, key: _KT, default: _VT) -> _VT: ...
+    def popitem(self) -> NoReturn:
+        """Always raises `NotImplementedError`: a `Cache` has no eviction order."""
+    def drain(self, n: int) -> NoReturn:
+        """Always raises `NotImplementedError`: a `Cache` has no eviction order."""
+    def update(self, iterable: _Pairs[_KT, _VT]) -> None: ...
+    def clear(self, *, reuse: bool = False) -> None:
+        """Removes every entry; `reuse=True` keeps the allocated capacity."""
+    def shrink_to_fit(self) -> None: ...
+    def keys(self) -> CacheIterator[_KT]: ...
+    def values(self) -> CacheIterator[_VT]: ...
+    def items(self) -> CacheIterator[tuple[_KT, _VT]]: ...
+    def copy(self) -> Self: ...
+
+@disjoint_base
+class FIFOCache(BaseCacheImpl[_KT, _VT]):
+    """First in, first out: evicts the oldest inserted entry."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        iterable: _Pairs[_KT, _VT] | None = None,
+        *,
+        capacity: int = 0,
+        maxmemory: int = 0,
+    ) -> None: ...
+    @property
+    def maxsize(self) -> int:
+        """The size limit (`sys.maxsize` when created with 0)."""
+    @property
+    def maxmemory(self) -> int:
+        """The memory limit in bytes (`sys.maxsize` when created with 0)."""
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __getitem__(self, key: _KT, /) -> _VT: ...
+    def __setitem__(self, key: _KT, value: _VT, /) -> None: ...
+    def __delitem__(self, key: _KT, /) -> None: ...
+    def __iter__(self) -> FIFOCacheIterator[_KT]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    def __sizeof__(self) -> int: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self: ...
+    def __getstate__(self) -> tuple[Any, ...]: ...
+    def __setstate__(self, state: tuple[Any, ...]) -> None: ...
+    def capacity(self) -> int: ...
+    def memory(self) -> int:
+        """The sum of `key.__sizeof__() + value.__sizeof__()` over the stored entries."""
+    def is_empty(self) -> bool: ...
+    def is_full(self) -> bool: ...
+    def insert(self, key: _KT, value: _VT) -> _VT | None:
+        """Sets `key` and returns the previous value, or `None` if it was absent."""
+    @overload
+    def get(self, key: _KT, default: None = None) -> _VT | None:
+        """The value of `key`, or `default`."""
+    @overload
+    def get(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def get(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def pop(self, key: _KT, default: None = None) -> _VT | None:
+        """Removes `key` and returns its value, or `default`; never raises `KeyError`."""
+    @overload
+    def pop(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def pop(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def setdefault(self: FIFOCache[_KT, _T | None], key: _KT, default: None = None) -> _T | None:
+        """The value of `key`; if absent, inserts `default` and returns it."""
+    @overload
+    def setdefault(self, key: _KT, default: _VT) -> _VT: ...
+    def popitem(self) -> tuple[_KT, _VT]:
+        """Removes and returns the entry that would be evicted next; `KeyError` if empty."""
+    def drain(self, n: int) -> int:
+        """Pops up to `n` entries and returns how many were removed."""
+    def update(self, iterable: _Pairs[_KT, _VT]) -> None: ...
+    def clear(self, *, reuse: bool = False) -> None:
+        """Removes every entry; `reuse=True` keeps the allocated capacity."""
+    def shrink_to_fit(self) -> None: ...
+    def keys(self) -> FIFOCacheIterator[_KT]: ...
+    def values(self) -> FIFOCacheIterator[_VT]: ...
+    def items(self) -> FIFOCacheIterator[tuple[_KT, _VT]]: ...
+    def copy(self) -> Self: ...
+    def first(self, n: int = 0) -> _KT | None:
+        """The key at position `n` of the order (negative counts from the end), or `None`."""
+    def last(self) -> _KT | None:
+        """The newest key, or `None` if empty."""
+
+@disjoint_base
+class RRCache(BaseCacheImpl[_KT, _VT]):
+    """Random replacement: evicts an entry chosen uniformly at random."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        iterable: _Pairs[_KT, _VT] | None = None,
+        *,
+        capacity: int = 0,
+        maxmemory: int = 0,
+    ) -> None: ...
+    @property
+    def maxsize(self) -> int:
+        """The size limit (`sys.maxsize` when created with 0)."""
+    @property
+    def maxmemory(self) -> int:
+        """The memory limit in bytes (`sys.maxsize` when created with 0)."""
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __getitem__(self, key: _KT, /) -> _VT: ...
+    def __setitem__(self, key: _KT, value: _VT, /) -> None: ...
+    def __delitem__(self, key: _KT, /) -> None: ...
+    def __iter__(self) -> RRCacheIterator[_KT]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    def __sizeof__(self) -> int: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self: ...
+    def __getstate__(self) -> tuple[Any, ...]: ...
+    def __setstate__(self, state: tuple[Any, ...]) -> None: ...
+    def capacity(self) -> int: ...
+    def memory(self) -> int:
+        """The sum of `key.__sizeof__() + value.__sizeof__()` over the stored entries."""
+    def is_empty(self) -> bool: ...
+    def is_full(self) -> bool: ...
+    def insert(self, key: _KT, value: _VT) -> _VT | None:
+        """Sets `key` and returns the previous value, or `None` if it was absent."""
+    @overload
+    def get(self, key: _KT, default: None = None) -> _VT | None:
+        """The value of `key`, or `default`."""
+    @overload
+    def get(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def get(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def pop(self, key: _KT, default: None = None) -> _VT | None:
+        """Removes `key` and returns its value, or `default`; never raises `KeyError`."""
+    @overload
+    def pop(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def pop(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def setdefault(self: RRCache[_KT, _T | None], key: _KT, default: None = None) -> _T | None:
+        """The value of `key`; if absent, inserts `default` and returns it."""
+    @overload
+    def setdefault(self, key: _KT, default: _VT) -> _VT: ...
+    def popitem(self) -> tuple[_KT, _VT]:
+        """Removes and returns the entry that would be evicted next; `KeyError` if empty."""
+    def drain(self, n: int) -> int:
+        """Pops up to `n` entries and returns how many were removed."""
+    def update(self, iterable: _Pairs[_KT, _VT]) -> None: ...
+    def clear(self, *, reuse: bool = False) -> None:
+        """Removes every entry; `reuse=True` keeps the allocated capacity."""
+    def shrink_to_fit(self) -> None: ...
+    def keys(self) -> RRCacheIterator[_KT]: ...
+    def values(self) -> RRCacheIterator[_VT]: ...
+    def items(self) -> RRCacheIterator[tuple[_KT, _VT]]: ...
+    def copy(self) -> Self: ...
+    def random_key(self) -> _KT:
+        """A random key, without removing it; `KeyError` if empty."""
+
+@disjoint_base
+class LRUCache(BaseCacheImpl[_KT, _VT]):
+    """Least recently used: evicts the entry unused for the longest time."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        iterable: _Pairs[_KT, _VT] | None = None,
+        *,
+        capacity: int = 0,
+        maxmemory: int = 0,
+    ) -> None: ...
+    @property
+    def maxsize(self) -> int:
+        """The size limit (`sys.maxsize` when created with 0)."""
+    @property
+    def maxmemory(self) -> int:
+        """The memory limit in bytes (`sys.maxsize` when created with 0)."""
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __getitem__(self, key: _KT, /) -> _VT: ...
+    def __setitem__(self, key: _KT, value: _VT, /) -> None: ...
+    def __delitem__(self, key: _KT, /) -> None: ...
+    def __iter__(self) -> LRUCacheIterator[_KT]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    def __sizeof__(self) -> int: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self: ...
+    def __getstate__(self) -> tuple[Any, ...]: ...
+    def __setstate__(self, state: tuple[Any, ...]) -> None: ...
+    def capacity(self) -> int: ...
+    def memory(self) -> int:
+        """The sum of `key.__sizeof__() + value.__sizeof__()` over the stored entries."""
+    def is_empty(self) -> bool: ...
+    def is_full(self) -> bool: ...
+    def insert(self, key: _KT, value: _VT) -> _VT | None:
+        """Sets `key` and returns the previous value, or `None` if it was absent."""
+    @overload
+    def get(self, key: _KT, default: None = None) -> _VT | None:
+        """The value of `key`, or `default`."""
+    @overload
+    def get(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def get(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def pop(self, key: _KT, default: None = None) -> _VT | None:
+        """Removes `key` and returns its value, or `default`; never raises `KeyError`."""
+    @overload
+    def pop(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def pop(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def peek(self, key: _KT, default: None = None) -> _VT | None:
+        """Like `get`, without touching the eviction order."""
+    @overload
+    def peek(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def peek(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def setdefault(self: LRUCache[_KT, _T | None], key: _KT, default: None = None) -> _T | None:
+        """The value of `key`; if absent, inserts `default` and returns it."""
+    @overload
+    def setdefault(self, key: _KT, default: _VT) -> _VT: ...
+    def popitem(self) -> tuple[_KT, _VT]:
+        """Removes and returns the entry that would be evicted next; `KeyError` if empty."""
+    def drain(self, n: int) -> int:
+        """Pops up to `n` entries and returns how many were removed."""
+    def update(self, iterable: _Pairs[_KT, _VT]) -> None: ...
+    def clear(self, *, reuse: bool = False) -> None:
+        """Removes every entry; `reuse=True` keeps the allocated capacity."""
+    def shrink_to_fit(self) -> None: ...
+    def keys(self) -> LRUCacheIterator[_KT]: ...
+    def values(self) -> LRUCacheIterator[_VT]: ...
+    def items(self) -> LRUCacheIterator[tuple[_KT, _VT]]: ...
+    def copy(self) -> Self: ...
+    def least_recently_used(self) -> _KT | None:
+        """The key `popitem` would remove next, or `None` if empty."""
+    def most_recently_used(self) -> _KT | None:
+        """The most recently used key, or `None` if empty."""
+
+@disjoint_base
+class LFUCache(BaseCacheImpl[_KT, _VT]):
+    """Least frequently used: evicts the entry read the fewest times."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        iterable: _Pairs[_KT, _VT] | None = None,
+        *,
+        capacity: int = 0,
+        maxmemory: int = 0,
+    ) -> None: ...
+    @property
+    def maxsize(self) -> int:
+        """The size limit (`sys.maxsize` when created with 0)."""
+    @property
+    def maxmemory(self) -> int:
+        """The memory limit in bytes (`sys.maxsize` when created with 0)."""
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __getitem__(self, key: _KT, /) -> _VT: ...
+    def __setitem__(self, key: _KT, value: _VT, /) -> None: ...
+    def __delitem__(self, key: _KT, /) -> None: ...
+    def __iter__(self) -> LFUCacheIterator[_KT]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    def __sizeof__(self) -> int: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self: ...
+    def __getstate__(self) -> tuple[Any, ...]: ...
+    def __setstate__(self, state: tuple[Any, ...]) -> None: ...
+    def capacity(self) -> int: ...
+    def memory(self) -> int:
+        """The sum of `key.__sizeof__() + value.__sizeof__()` over the stored entries."""
+    def is_empty(self) -> bool: ...
+    def is_full(self) -> bool: ...
+    def insert(self, key: _KT, value: _VT) -> _VT | None:
+        """Sets `key` and returns the previous value, or `None` if it was absent."""
+    @overload
+    def get(self, key: _KT, default: None = None) -> _VT | None:
+        """The value of `key`, or `default`."""
+    @overload
+    def get(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def get(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def pop(self, key: _KT, default: None = None) -> _VT | None:
+        """Removes `key` and returns its value, or `default`; never raises `KeyError`."""
+    @overload
+    def pop(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def pop(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def peek(self, key: _KT, default: None = None) -> _VT | None:
+        """Like `get`, without touching the eviction order."""
+    @overload
+    def peek(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def peek(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def setdefault(self: LFUCache[_KT, _T | None], key: _KT, default: None = None) -> _T | None:
+        """The value of `key`; if absent, inserts `default` and returns it."""
+    @overload
+    def setdefault(self, key: _KT, default: _VT) -> _VT: ...
+    def popitem(self) -> tuple[_KT, _VT]:
+        """Removes and returns the entry that would be evicted next; `KeyError` if empty."""
+    def drain(self, n: int) -> int:
+        """Pops up to `n` entries and returns how many were removed."""
+    def update(self, iterable: _Pairs[_KT, _VT]) -> None: ...
+    def clear(self, *, reuse: bool = False) -> None:
+        """Removes every entry; `reuse=True` keeps the allocated capacity."""
+    def shrink_to_fit(self) -> None: ...
+    def keys(self) -> LFUCacheIterator[_KT]: ...
+    def values(self) -> LFUCacheIterator[_VT]: ...
+    def items(self) -> LFUCacheIterator[tuple[_KT, _VT]]: ...
+    def copy(self) -> Self: ...
+    def least_frequently_used(self, n: int = 0) -> _KT | None:
+        """The key at position `n` of the LFU order (negative counts from the end), or `None`."""
+    def items_with_frequency(self) -> LFUCacheIterator[tuple[_KT, _VT, int]]:
+        """`(key, value, frequency)` triples, least frequently used first."""
+
+@disjoint_base
+class TTLCache(BaseCacheImpl[_KT, _VT]):
+    """FIFO with one time-to-live for every entry; expired entries are invisible."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        ttl: float | timedelta,
+        iterable: _Pairs[_KT, _VT] | None = None,
+        *,
+        capacity: int = 0,
+        maxmemory: int = 0,
+    ) -> None: ...
+    @property
+    def maxsize(self) -> int:
+        """The size limit (`sys.maxsize` when created with 0)."""
+    @property
+    def maxmemory(self) -> int:
+        """The memory limit in bytes (`sys.maxsize` when created with 0)."""
+    @property
+    def ttl(self) -> float:
+        """The time-to-live of every entry, in seconds."""
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __getitem__(self, key: _KT, /) -> _VT: ...
+    def __setitem__(self, key: _KT, value: _VT, /) -> None: ...
+    def __delitem__(self, key: _KT, /) -> None: ...
+    def __iter__(self) -> TTLCacheIterator[_KT]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    def __sizeof__(self) -> int: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self: ...
+    def __getstate__(self) -> tuple[Any, ...]: ...
+    def __setstate__(self, state: tuple[Any, ...]) -> None: ...
+    def capacity(self) -> int: ...
+    def memory(self) -> int:
+        """The sum of `key.__sizeof__() + value.__sizeof__()` over the stored entries."""
+    def is_empty(self) -> bool: ...
+    def is_full(self) -> bool: ...
+    def insert(self, key: _KT, value: _VT) -> _VT | None:
+        """Sets `key` and returns the previous value, or `None` if it was absent."""
+    @overload
+    def get(self, key: _KT, default: None = None) -> _VT | None:
+        """The value of `key`, or `default`."""
+    @overload
+    def get(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def get(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def pop(self, key: _KT, default: None = None) -> _VT | None:
+        """Removes `key` and returns its value, or `default`; never raises `KeyError`."""
+    @overload
+    def pop(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def pop(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def setdefault(self: TTLCache[_KT, _T | None], key: _KT, default: None = None) -> _T | None:
+        """The value of `key`; if absent, inserts `default` and returns it."""
+    @overload
+    def setdefault(self, key: _KT, default: _VT) -> _VT: ...
+    def popitem(self) -> tuple[_KT, _VT]:
+        """Removes and returns the entry that would be evicted next; `KeyError` if empty."""
+    def drain(self, n: int) -> int:
+        """Pops up to `n` entries and returns how many were removed."""
+    def update(self, iterable: _Pairs[_KT, _VT]) -> None: ...
+    def clear(self, *, reuse: bool = False) -> None:
+        """Removes every entry; `reuse=True` keeps the allocated capacity."""
+    def shrink_to_fit(self) -> None: ...
+    def keys(self) -> TTLCacheIterator[_KT]: ...
+    def values(self) -> TTLCacheIterator[_VT]: ...
+    def items(self) -> TTLCacheIterator[tuple[_KT, _VT]]: ...
+    def copy(self) -> Self: ...
+    def first(self, n: int = 0) -> _KT | None:
+        """The key at position `n` of the order (negative counts from the end), or `None`."""
+    def last(self) -> _KT | None:
+        """The newest key, or `None` if empty."""
+    @overload
+    def get_with_expire(self, key: _KT, default: None = None) -> tuple[_VT | None, float]:
+        """`(value, remaining seconds)`, or `(default, 0.0)`."""
+    @overload
+    def get_with_expire(self, key: _KT, default: _VT) -> tuple[_VT, float]: ...
+    @overload
+    def get_with_expire(self, key: _KT, default: _T) -> tuple[_VT | _T, float]: ...
+    @overload
+    def pop_with_expire(self, key: _KT, default: None = None) -> tuple[_VT | None, float]:
+        """Like `get_with_expire`, and removes the entry."""
+    @overload
+    def pop_with_expire(self, key: _KT, default: _VT) -> tuple[_VT, float]: ...
+    @overload
+    def pop_with_expire(self, key: _KT, default: _T) -> tuple[_VT | _T, float]: ...
+    def popitem_with_expire(self) -> tuple[_KT, _VT, float]:
+        """Like `popitem`, with the remaining seconds as a third item."""
+    def items_with_expire(self) -> TTLCacheIterator[tuple[_KT, _VT, float]]:
+        """`(key, value, remaining seconds)` triples of the live entries."""
+    def expire(self) -> None:
+        """Removes the expired entries now."""
+
+@disjoint_base
+class VTTLCache(BaseCacheImpl[_KT, _VT]):
+    """A time-to-live per entry; evicts the entry that expires soonest."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        iterable: _Pairs[_KT, _VT] | None = None,
+        ttl: _VTTL = None,
+        *,
+        capacity: int = 0,
+        maxmemory: int = 0,
+    ) -> None: ...
+    @property
+    def maxsize(self) -> int:
+        """The size limit (`sys.maxsize` when created with 0)."""
+    @property
+    def maxmemory(self) -> int:
+        """The memory limit in bytes (`sys.maxsize` when created with 0)."""
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __getitem__(self, key: _KT, /) -> _VT: ...
+    def __setitem__(self, key: _KT, value: _VT, /) -> None: ...
+    def __delitem__(self, key: _KT, /) -> None: ...
+    def __iter__(self) -> VTTLCacheIterator[_KT]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    def __sizeof__(self) -> int: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self: ...
+    def __getstate__(self) -> tuple[Any, ...]: ...
+    def __setstate__(self, state: tuple[Any, ...]) -> None: ...
+    def capacity(self) -> int: ...
+    def memory(self) -> int:
+        """The sum of `key.__sizeof__() + value.__sizeof__()` over the stored entries."""
+    def is_empty(self) -> bool: ...
+    def is_full(self) -> bool: ...
+    def insert(self, key: _KT, value: _VT, ttl: _VTTL = None) -> _VT | None:
+        """Sets `key` (expiring after `ttl`, or never) and returns the previous value or `None`."""
+    @overload
+    def get(self, key: _KT, default: None = None) -> _VT | None:
+        """The value of `key`, or `default`."""
+    @overload
+    def get(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def get(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def pop(self, key: _KT, default: None = None) -> _VT | None:
+        """Removes `key` and returns its value, or `default`; never raises `KeyError`."""
+    @overload
+    def pop(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def pop(self, key: _KT, default: _T) -> _VT | _T: ...
+    @overload
+    def setdefault(
+        self: VTTLCache[_KT, _T | None], key: _KT, default: None = None, ttl: _VTTL = None
+    ) -> _T | None:
+        """The value of `key`; if absent, inserts `default` and returns it."""
+    @overload
+    def setdefault(self, key: _KT, default: _VT, ttl: _VTTL = None) -> _VT: ...
+    def popitem(self) -> tuple[_KT, _VT]:
+        """Removes and returns the entry that would be evicted next; `KeyError` if empty."""
+    def drain(self, n: int) -> int:
+        """Pops up to `n` entries and returns how many were removed."""
+    def update(self, iterable: _Pairs[_KT, _VT], ttl: _VTTL = None) -> None: ...
+    def clear(self, *, reuse: bool = False) -> None:
+        """Removes every entry; `reuse=True` keeps the allocated capacity."""
+    def shrink_to_fit(self) -> None: ...
+    def keys(self) -> VTTLCacheIterator[_KT]: ...
+    def values(self) -> VTTLCacheIterator[_VT]: ...
+    def items(self) -> VTTLCacheIterator[tuple[_KT, _VT]]: ...
+    def copy(self) -> Self: ...
+    @overload
+    def get_with_expire(self, key: _KT, default: None = None) -> tuple[_VT | None, float]:
+        """`(value, remaining seconds)`, or `(default, 0.0)`."""
+    @overload
+    def get_with_expire(self, key: _KT, default: _VT) -> tuple[_VT, float]: ...
+    @overload
+    def get_with_expire(self, key: _KT, default: _T) -> tuple[_VT | _T, float]: ...
+    @overload
+    def pop_with_expire(self, key: _KT, default: None = None) -> tuple[_VT | None, float]:
+        """Like `get_with_expire`, and removes the entry."""
+    @overload
+    def pop_with_expire(self, key: _KT, default: _VT) -> tuple[_VT, float]: ...
+    @overload
+    def pop_with_expire(self, key: _KT, default: _T) -> tuple[_VT | _T, float]: ...
+    def popitem_with_expire(self) -> tuple[_KT, _VT, float]:
+        """Like `popitem`, with the remaining seconds as a third item."""
+    def items_with_expire(self) -> VTTLCacheIterator[tuple[_KT, _VT, float]]:
+        """`(key, value, remaining seconds)` triples of the live entries."""
+    def expire(self) -> None:
+        """Removes the expired entries now."""
+
+@disjoint_base
+class Frozen(BaseCacheImpl[_KT, _VT]):
+    """A read-only view of a cache: reads are proxied, writes raise `TypeError`.
+
+    With `ignore=True` the writes do nothing and return `None` instead (`pop` included, whatever
+    its default). Reads still touch the wrapped cache's policy (LRU order, LFU frequency).
+    """
+
+    ignore: bool
+    def __new__(_cls, cls: BaseCacheImpl[_KT, _VT], ignore: bool = False) -> Self:
+        """`cls` is the cache to wrap (not a `Frozen`); anything else raises `AssertionError`."""
+    @property
+    def cache(self) -> BaseCacheImpl[_KT, _VT]:
+        """The wrapped cache (writable through this reference)."""
+    @property
+    def maxsize(self) -> int: ...
+    @property
+    def maxmemory(self) -> int: ...
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __getitem__(self, key: _KT, /) -> _VT: ...
+    def __iter__(self) -> Iterator[_KT]: ...
+    def __sizeof__(self) -> int: ...
+    def capacity(self) -> int: ...
+    def memory(self) -> int: ...
+    def is_empty(self) -> bool: ...
+    def is_full(self) -> bool: ...
+    @overload
+    def get(self, key: _KT, default: None = None) -> _VT | None: ...
+    @overload
+    def get(self, key: _KT, default: _VT) -> _VT: ...
+    @overload
+    def get(self, key: _KT, default: _T) -> _VT | _T: ...
+    def keys(self) -> Iterator[_KT]: ...
+    def values(self) -> Iterator[_VT]: ...
+    def items(self) -> Iterator[tuple[_KT, _VT]]: ...
+    # The writes: `TypeError("This cache is frozen.")`, or nothing at all with `ignore=True`.
+    def __setitem__(self, key: _KT, value: _VT, /) -> None: ...
+    def __delitem__(self, key: _KT, /) -> None: ...
+    def insert(self, *args: Any, **kwargs: Any) -> None: ...
+    def pop(self, *args: Any, **kwargs: Any) -> None: ...
+    def setdefault(self, *args: Any, **kwargs: Any) -> None: ...
+    def popitem(self) -> None: ...
+    def drain(self, *args: Any, **kwargs: Any) -> None: ...
+    def update(self, *args: Any, **kwargs: Any) -> None: ...
+    def clear(self, *, reuse: bool = False) -> None: ...
+    def shrink_to_fit(self) -> None: ...
+
+# ---------------------------------------------------------------------------------------------
+# Decorators
+
+class CacheInfo(NamedTuple):
+    """What `cache_info()` of a cached function returns."""
+
+    hits: int
+    misses: int
+    maxsize: int
+    length: int
+    memory: int
+
+EVENT_MISS: Final = 1
+EVENT_HIT: Final = 2
+
+def make_key(
+    args: tuple[Any, ...], kwds: dict[str, Any], fasttype: Container[type[Any]] | None = ...
+) -> Hashable:
+    """The default key: `args`, plus `object` and the flattened `kwds` items if any.
+
+    A single positional argument whose exact type is in `fasttype` (default `(int, str)`) is
+    the key itself.
+    """
+
+def make_hash_key(args: tuple[Any, ...], kwds: dict[str, Any]) -> int:
+    """`hash(make_key(args, kwds))`."""
+
+def make_typed_key(args: tuple[Any, ...], kwds: dict[str, Any]) -> tuple[Any, ...]:
+    """`make_key` without the fast path, followed by the type of every argument."""
+
+def is_cached(func: object) -> bool:
+    """Whether `func.cache` exists and is a cachebox cache."""
+
+def _advance_clock(seconds: float) -> None:
+    """Test hook: moves the TTL clock of every cache forward by `seconds`."""
+
+_R = TypeVar("_R")
+_R_co = TypeVar("_R_co", covariant=True)
+_S = TypeVar("_S")
+_P = ParamSpec("_P")
+_P2 = ParamSpec("_P2")
+# The cache of a wrapper: a cache type, or `None` in factory mode (no `cache` attribute).
+_C_co = TypeVar("_C_co", bound=BaseCacheImpl[Any, Any] | None, covariant=True)
+_C2 = TypeVar("_C2", bound=BaseCacheImpl[Any, Any] | None)
+_Cache = TypeVar("_Cache", bound=BaseCacheImpl[Any, Any])
+
+# `key_maker(args, kwds)` returns the key of a call (`None` stands for `make_key`).
+_KeyMaker: TypeAlias = Callable[[tuple[Any, ...], dict[str, Any]], Hashable]
+# `callback(event, key, value)`, with `event` one of `EVENT_MISS`, `EVENT_HIT`; an async
+# wrapper awaits what it returns when that is awaitable.
+_Callback: TypeAlias = Callable[[int, Any, Any], object]
+
+@final
+class CachedCall(Coroutine[Any, Any, _R_co]):
+    """The awaitable that calling the wrapper of a coroutine function returns."""
+
+    def __await__(self) -> Generator[Any, None, _R_co]: ...
+    def send(self, value: Any) -> Any: ...
+    @overload
+    def throw(
+        self, typ: type[BaseException], val: BaseException | object = None, tb: TracebackType | None = None
+    ) -> Any: ...
+    @overload
+    def throw(self, typ: BaseException, val: None = None, tb: TracebackType | None = None) -> Any: ...
+    def close(self) -> None: ...
+
+@type_check_only
+class _CacheAttribute:
+    """`CachedFunction.cache`: the cache given to the decorator (or the `FIFOCache` it made)."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    @overload
+    def __get__(
+        self, instance: CachedFunction[..., Any, _Cache], owner: type[Any] | None = None, /
+    ) -> _Cache: ...
+
+@final
+class CachedFunction(Generic[_P, _R_co, _C_co]):
+    """A memoized function: call it like the decorated one.
+
+    `_P` and `_R_co` are the parameters and the return type of the decorated function (for a
+    coroutine function the return type is a `CachedCall` of its result); `_C_co` is the type of
+    `cache`, or `None` when the decorator got a cache factory, which has no `cache`,
+    `cache_info` or `cache_clear`.
+    """
+
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[_P, Any]
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    @overload
+    def __get__(
+        self: CachedFunction[Concatenate[_S, _P2], _R, _C2], instance: _S, owner: type[Any] | None = None, /
+    ) -> CachedFunction[_P2, _R, _C2]: ...
+    # A descriptor rather than a property so that both checkers reject `cache` in factory
+    # mode (mypy does not check a property's self-type against the TypeVar's bound).
+    cache: ClassVar[_CacheAttribute]
+    @property
+    def cache_info(self: CachedFunction[..., Any, BaseCacheImpl[Any, Any]]) -> Callable[[], CacheInfo]:
+        """`cache_info()`: `CacheInfo(hits, misses, maxsize, length, memory)`."""
+    @property
+    def cache_clear(self: CachedFunction[..., Any, BaseCacheImpl[Any, Any]]) -> Callable[[], None]:
+        """`cache_clear()`: empties the cache and resets the counters."""
+    @property
+    def callback(self) -> _Callback | None: ...
+    def __reduce__(self) -> str: ...
+
+@final
+class Decorator(Generic[_C_co]):
+    """What `cached(...)` and `cachedmethod(...)` return: apply it to a function."""
+
+    @overload
+    def __call__(
+        self, func: Callable[_P, Coroutine[Any, Any, _R]], /
+    ) -> CachedFunction[_P, CachedCall[_R], _C_co]: ...
+    @overload
+    def __call__(self, func: Callable[_P, _R], /) -> CachedFunction[_P, _R, _C_co]: ...
+
+# `cached(cache)` keeps the type of the cache it is given, with `Any` keys and values (a call's
+# key is whatever `key_maker` builds). `None` and a `dict` become a `FIFOCache`; a function is
+# a cache factory, called with the first argument of every call (`lambda self: self.cache`).
+@overload
+def cached(
+    cache: None = None,
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[FIFOCache[Any, Any]]: ...
+@overload
+def cached(
+    cache: dict[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[FIFOCache[Any, Any]]: ...
+@overload
+def cached(
+    cache: Cache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[Cache[Any, Any]]: ...
+@overload
+def cached(
+    cache: FIFOCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[FIFOCache[Any, Any]]: ...
+@overload
+def cached(
+    cache: RRCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[RRCache[Any, Any]]: ...
+@overload
+def cached(
+    cache: LRUCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[LRUCache[Any, Any]]: ...
+@overload
+def cached(
+    cache: LFUCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[LFUCache[Any, Any]]: ...
+@overload
+def cached(
+    cache: TTLCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[TTLCache[Any, Any]]: ...
+@overload
+def cached(
+    cache: VTTLCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[VTTLCache[Any, Any]]: ...
+@overload
+def cached(
+    cache: Frozen[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[Frozen[Any, Any]]: ...
+@overload
+def cached(
+    cache: BaseCacheImpl[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[BaseCacheImpl[Any, Any]]: ...
+@overload
+def cached(
+    cache: Callable[[Any], BaseCacheImpl[Any, Any]],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[None]: ...
+
+# `cachedmethod` is `cached` for methods: the first argument (`self`) is left out of the key.
+# It takes no cache factory.
+@overload
+def cachedmethod(
+    cache: None = None,
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[FIFOCache[Any, Any]]: ...
+@overload
+def cachedmethod(
+    cache: dict[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[FIFOCache[Any, Any]]: ...
+@overload
+def cachedmethod(
+    cache: Cache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[Cache[Any, Any]]: ...
+@overload
+def cachedmethod(
+    cache: FIFOCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[FIFOCache[Any, Any]]: ...
+@overload
+def cachedmethod(
+    cache: RRCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[RRCache[Any, Any]]: ...
+@overload
+def cachedmethod(
+    cache: LRUCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[LRUCache[Any, Any]]: ...
+@overload
+def cachedmethod(
+    cache: LFUCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[LFUCache[Any, Any]]: ...
+@overload
+def cachedmethod(
+    cache: TTLCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[TTLCache[Any, Any]]: ...
+@overload
+def cachedmethod(
+    cache: VTTLCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[VTTLCache[Any, Any]]: ...
+@overload
+def cachedmethod(
+    cache: Frozen[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[Frozen[Any, Any]]: ...
+@overload
+def cachedmethod(
+    cache: BaseCacheImpl[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+) -> Decorator[BaseCacheImpl[Any, Any]]: ...
