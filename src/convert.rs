@@ -2,11 +2,10 @@
 //! the iterables `update` and the constructors accept. Everything here runs *before* a cache
 //! lock is taken, because all of it can run Python code.
 
-use std::sync::OnceLock;
-
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDelta, PyInt, PyTuple, PyType};
 
 use crate::entry::fold_hash;
@@ -23,10 +22,12 @@ struct IntLayout {
     min_digits: u32,
 }
 
-fn int_layout(py: Python<'_>) -> Option<&'static IntLayout> {
-    static LAYOUT: OnceLock<Option<IntLayout>> = OnceLock::new();
+fn int_layout(py: Python<'_>) -> Option<&IntLayout> {
+    // A `PyOnceLock`, not a std `OnceLock`: its initializer runs Python, and a thread that
+    // waits for it must not hold the GIL meanwhile (that deadlocks with the initializing one).
+    static LAYOUT: PyOnceLock<Option<IntLayout>> = PyOnceLock::new();
     LAYOUT
-        .get_or_init(|| {
+        .get_or_init(py, || {
             let size = |v: i64| -> Option<usize> {
                 v.into_pyobject(py).ok()?.call_method0(intern!(py, "__sizeof__")).ok()?.extract().ok()
             };

@@ -38,7 +38,7 @@ pub struct CoreIter<P: Policy> {
     kind: Kind,
 }
 
-/// How many items `repr` shows before eliding the rest.
+/// With more than 50 entries, `repr` shows the first 51 and then `... N more ...`.
 const REPR_ITEMS: usize = 51;
 
 fn key_error(key: &Bound<'_, PyAny>) -> PyErr {
@@ -499,7 +499,7 @@ impl<P: Policy> CacheCore<P> {
             out.push_str(": ");
             out.push_str(&item.value.bind(py).repr()?.to_cow()?);
         }
-        if len > items.len() {
+        if len > REPR_ITEMS - 1 {
             out.push_str(&format!(", ... {} more ...", len - items.len()));
         }
         out.push_str("})");
@@ -509,7 +509,15 @@ impl<P: Policy> CacheCore<P> {
     // ---- copies and pickling ----
 
     pub fn copy_into(&self, py: Python<'_>, target: &Self) -> PyResult<()> {
-        let copy = self.lock(py)?.duplicate(py);
+        let mut trash = Trash::default();
+        let copy = {
+            let mut store = self.lock(py)?;
+            if P::SWEEP_ON_LEN {
+                store.sweep(Store::<P>::now(), &mut trash);
+            }
+            store.duplicate(py)
+        };
+        drop(trash);
         target.install(py, copy)
     }
 
@@ -521,10 +529,12 @@ impl<P: Policy> CacheCore<P> {
         let (items, _) = self.items(py, usize::MAX)?;
         let (limits, capacity, ttl) = self.read(py, |s| (s.limits, s.capacity(), s.policy.global_ttl()))?;
         let list = PyList::empty(py);
+        // One offset for all entries, so that equal or ascending instants stay so.
+        let to_unix = clock::unix_offset();
         for item in items {
             let extra: Py<PyAny> = if P::EXPIRES {
                 if item.expire_at.is_finite() {
-                    clock::to_unix(item.expire_at).into_pyobject(py)?.into_any().unbind()
+                    (item.expire_at + to_unix).into_pyobject(py)?.into_any().unbind()
                 } else {
                     py.None()
                 }
@@ -585,6 +595,7 @@ impl<P: Policy> CacheCore<P> {
         let ttl_field = state.get_item(4)?;
         let ttl = if ttl_field.is_none() { None } else { Some(crate::convert::ttl_seconds(&ttl_field)?) };
         let policy = Self::policy(ttl)?;
+        let from_unix = clock::unix_offset();
         let mut items = Vec::new();
         for item in state.get_item(3)?.try_iter()? {
             let item = item?;
@@ -601,7 +612,7 @@ impl<P: Policy> CacheCore<P> {
                     if at.is_nan() {
                         return Err(PyValueError::new_err("cache state holds a NaN expiry"));
                     }
-                    meta.expire_at = clock::from_unix(at);
+                    meta.expire_at = at - from_unix;
                 }
             } else if P::FREQUENCY {
                 meta.frequency = extra.extract()?;
@@ -609,8 +620,13 @@ impl<P: Policy> CacheCore<P> {
             items.push((triple.get_item(0)?, triple.get_item(1)?, meta));
         }
         if P::EXPIRES && P::INSERTION_ORDERED {
-            // TTL keeps expiries ascending from oldest to newest; a valid state already is.
-            items.sort_by(|a, b| a.2.expire_at.total_cmp(&b.2.expire_at));
+            // TTL keeps expiries ascending from oldest to newest. A state we wrote already
+            // is; a hand-made one is evened out rather than reordered.
+            let mut latest = f64::NEG_INFINITY;
+            for item in &mut items {
+                latest = latest.max(item.2.expire_at);
+                item.2.expire_at = latest;
+            }
         }
         let store = Self::build(py, policy, Limits::new(maxsize, maxmemory), capacity, items)?;
         self.install(py, store)?;

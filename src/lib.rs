@@ -34,6 +34,23 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        // pyo3 names a type "cachebox.LRUCache" at the C level, which Python's own messages
+        // print ("unhashable type: 'cachebox.LRUCache'"). Re-setting `__name__` on the heap
+        // type makes that "LRUCache", as for a class defined in Python; `__module__` stays.
+        for name in [
+            "BaseCacheImpl",
+            "Frozen",
+            "Cache",
+            "FIFOCache",
+            "RRCache",
+            "LRUCache",
+            "LFUCache",
+            "TTLCache",
+            "VTTLCache",
+        ] {
+            let class = m.getattr(name)?;
+            class.setattr("__name__", name)?;
+        }
         crate::decorators::register(m)
     }
 

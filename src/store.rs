@@ -244,8 +244,15 @@ impl<P: Policy> Store<P> {
     /// Physically removes every expired entry.
     pub fn sweep(&mut self, now: f64, trash: &mut Trash) {
         if P::EXPIRES {
+            let generation = self.generation;
             while let Some(id) = self.policy.next_expired(now) {
                 trash.push(self.remove_id(id));
+            }
+            if P::SWEEP_ON_LEN {
+                // VTTL sweeps on `len()`, `repr`, `==`, ...: its iterators resume by sort key,
+                // which survives removals, so these sweeps must not invalidate them (or
+                // `list(c)`, which calls `len(c)`, would fail right after an expiry).
+                self.generation = generation;
             }
         }
     }
@@ -273,6 +280,9 @@ pub struct Walk<C> {
     pub cursor: C,
     pub generation: u64,
     pub now: f64,
+    /// Live entries when the walk started: a walk never yields more, even if reads reorder
+    /// entries under it (an LRU read moves the entry to the end).
+    pub remaining: usize,
 }
 
 impl<P: Policy> Store<P> {
@@ -482,7 +492,8 @@ impl<P: Policy> Store<P> {
             self.sweep(now, trash);
         }
         self.policy.settle();
-        Walk { cursor: self.policy.cursor(), generation: self.generation, now }
+        let remaining = self.len() - if P::EXPIRES { self.policy.count_expired(now) } else { 0 };
+        Walk { cursor: self.policy.cursor(), generation: self.generation, now, remaining }
     }
 
     /// The next live id of a walk, or `Err(())` when the store changed since it started.
@@ -490,8 +501,12 @@ impl<P: Policy> Store<P> {
         if walk.generation != self.generation {
             return Err(());
         }
+        if walk.remaining == 0 {
+            return Ok(None);
+        }
         while let Some(id) = self.policy.advance(&mut walk.cursor) {
             if !self.is_expired(id, walk.now) {
+                walk.remaining -= 1;
                 return Ok(Some(id));
             }
         }

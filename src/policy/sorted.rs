@@ -284,7 +284,8 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
 
     fn count_expired(&self, now: f64) -> usize {
         if BY_EXPIRY {
-            self.dense.slots.iter().filter(|s| f64_from_order_key(s.meta.cur) < now).count()
+            let limit = order_key_f64(now);
+            self.dense.slots.iter().filter(|s| s.meta.cur < limit).count()
         } else {
             0
         }
@@ -300,8 +301,10 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
         self.seq.dirty.shrink_to_fit();
     }
     fn allocated_bytes(&self) -> usize {
-        // A B-tree node holds up to 11 (key, id) pairs plus ~16 bytes of bookkeeping.
-        self.dense.allocated_bytes() + self.seq.map.len() * (std::mem::size_of::<((u64, i64), u32)>() + 4)
+        // A B-tree node holds up to 11 (key, id) pairs plus ~16 bytes of bookkeeping; count it
+        // per slot the storage has room for, so `clear(reuse=True)` keeps the figure.
+        self.dense.slots.capacity()
+            * (std::mem::size_of::<Slot<SortMeta>>() + std::mem::size_of::<((u64, i64), u32)>() + 4)
     }
     fn duplicate(&self, py: Python<'_>) -> Self {
         Self { dense: self.dense.duplicate(py), seq: self.seq.clone() }

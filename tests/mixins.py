@@ -1,0 +1,1417 @@
+"""Capability mixins shared by every cache class (SPEC sections 2, 9 and 10).
+
+Each mixin is a set of test methods written against ``self.CACHE`` and the helpers of
+:class:`CacheHarness`. ``tests/test_impls.py`` combines them into one ``Test<Class>`` per
+cache class and sets the class attributes that describe what differs between policies.
+"""
+
+import collections
+import copy
+import itertools
+import operator
+import pickle
+import re
+import sys
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import cachebox
+
+CHANGED = "cache changed during iteration"
+BOUND = "The cache has reached the bound"
+NEGATIVE = "can't convert negative int to unsigned"
+INT_ENTRY = 28 + 28  # ``(1).__sizeof__()`` twice: one small int key plus one small int value
+ALL_CLASSES = (
+    cachebox.Cache,
+    cachebox.FIFOCache,
+    cachebox.RRCache,
+    cachebox.LRUCache,
+    cachebox.LFUCache,
+    cachebox.TTLCache,
+    cachebox.VTTLCache,
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Helper objects
+# ---------------------------------------------------------------------------------------
+
+
+class Boom(Exception):
+    """Raised on purpose by the helper objects below."""
+
+
+class Sized:
+    """A value whose ``__sizeof__`` is chosen by the test (hashable by identity)."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def __sizeof__(self):
+        return self.size
+
+    def __repr__(self):
+        return f"Sized({self.size})"
+
+
+def entry(size):
+    """A value that makes an entry with an int key weigh exactly ``size`` bytes."""
+    return Sized(size - 28)
+
+
+class BadSizeof:
+    """``__sizeof__`` raises: the insert must fail and leave the cache unchanged."""
+
+    def __sizeof__(self):
+        raise Boom("sizeof")
+
+
+class NegativeSizeof:
+    def __sizeof__(self):
+        return -1
+
+
+class Colliding:
+    """Every instance hashes to the same value; ``__eq__`` behaviour is configurable.
+
+    ``eq`` is either an exception instance to raise, or the (possibly non-bool) object
+    to return.
+    """
+
+    def __init__(self, eq=False, hash_value=1):
+        self.eq = eq
+        self.hash_value = hash_value
+
+    def __hash__(self):
+        return self.hash_value
+
+    def __eq__(self, other):
+        if isinstance(self.eq, BaseException):
+            raise self.eq
+        return self.eq
+
+
+class BadHash:
+    def __init__(self, error):
+        self.error = error
+
+    def __hash__(self):
+        raise self.error
+
+
+class RaisingValue:
+    """A value whose ``__eq__`` raises ``error`` (for cache-to-cache equality)."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def __eq__(self, other):
+        raise self.error
+
+    __hash__ = object.__hash__
+
+
+class ValueKey:
+    """A hashable key compared by value, so deep copies are equal but not identical."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __hash__(self):
+        return hash(self.value)
+
+    def __eq__(self, other):
+        return isinstance(other, ValueKey) and other.value == self.value
+
+    def __repr__(self):
+        return f"ValueKey({self.value!r})"
+
+
+class ItemsOnly:
+    """Not iterable itself; only exposes ``.items()`` like a mapping."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def items(self):
+        return list(self.pairs)
+
+
+Pair = collections.namedtuple("Pair", "key value")
+
+_SUBCLASSES = {}
+
+
+def subclass_of(cls):
+    """A module-level (hence picklable) Python subclass of ``cls``."""
+    name = "User" + cls.__name__
+    if name not in _SUBCLASSES:
+        sub = type(name, (cls,), {"__module__": __name__, "__qualname__": name})
+        _SUBCLASSES[name] = sub
+        globals()[name] = sub
+    return _SUBCLASSES[name]
+
+
+def hashbrown_capacity(n):
+    """SPEC 2.3: the capacity hashbrown reports for a requested capacity ``n``."""
+    if n == 0:
+        return 0
+    if n < 4:
+        return 3
+    if n < 8:
+        return 7
+    buckets = 1
+    while buckets < n * 8 // 7:
+        buckets *= 2
+    return buckets // 8 * 7
+
+
+def growth_capacity(length):
+    """SPEC 2.3: capacity after growing one insert at a time (3 -> 7 -> 14 -> 28 ...)."""
+    capacity = 0
+    for step in itertools.chain((3, 7), (14 * 2**i for i in itertools.count())):
+        capacity = step
+        if capacity >= length:
+            return capacity
+    return capacity  # pragma: no cover
+
+
+def run_in_thread(func, timeout=10.0):
+    """Run ``func`` in a daemon thread; fail (instead of hanging) if it deadlocks.
+
+    Returns the exception raised by ``func`` (or ``None``).
+    """
+    outcome = {}
+
+    def target():
+        try:
+            func()
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    assert not worker.is_alive(), "operation hung (deadlock)"
+    return outcome.get("error")
+
+
+# ---------------------------------------------------------------------------------------
+# The harness: what a mixin may ask of the class under test
+# ---------------------------------------------------------------------------------------
+
+
+class CacheHarness:
+    CACHE = None
+    #: global TTL passed by ``make`` (TTLCache only)
+    TTL = None
+    #: iteration follows insertion order for entries that were never touched
+    ORDERED = True
+    #: the class evicts (everything but ``Cache``, which raises OverflowError instead)
+    EVICTS = True
+    #: eviction and ``popitem`` take the oldest untouched entry (not RR, not Cache)
+    OLDEST_FIRST = True
+    #: ``popitem``/``drain`` are supported (not ``Cache``)
+    POPITEM = True
+    #: updating an existing key invalidates running iterators (TTLCache only)
+    UPDATE_INVALIDATES = False
+    #: reads and updates move entries under a running iterator (LRUCache only)
+    TOUCH_REORDERS = False
+    #: the positional form of the constructor with every positional argument given
+    FULL_POSITIONAL = (0, None)
+    #: extra single-key read methods of this class (``peek``, ``get_with_expire``)
+    KEY_READERS = ()
+    #: extra single-key removing methods of this class (``pop_with_expire``)
+    KEY_REMOVERS = ()
+    #: ``insert`` and ``setdefault`` take one more positional argument (VTTL's ttl)
+    WRITE_ARITY = 2
+
+    # -- construction -------------------------------------------------------------------
+
+    def make(self, maxsize=0, iterable=None, **kwargs):
+        if self.TTL is not None:
+            return self.CACHE(maxsize, self.TTL, iterable, **kwargs)
+        return self.CACHE(maxsize, iterable, **kwargs)
+
+    def make_as(self, cls, maxsize=0, iterable=None, **kwargs):
+        """Like ``make`` but instantiating ``cls`` (a subclass of ``CACHE``)."""
+        if self.TTL is not None:
+            return cls(maxsize, self.TTL, iterable, **kwargs)
+        return cls(maxsize, iterable, **kwargs)
+
+    def filled(self, n, maxsize=0, **kwargs):
+        """A cache holding ``i: i * 2`` for ``i in range(n)``, inserted in order."""
+        return self.make(maxsize, {i: i * 2 for i in range(n)}, **kwargs)
+
+    def other_class(self):
+        return cachebox.FIFOCache if self.CACHE is not cachebox.FIFOCache else cachebox.LRUCache
+
+    # -- observation --------------------------------------------------------------------
+
+    def seq(self, iterable):
+        """Iteration output in a comparable form: as is when ordered, sorted otherwise."""
+        items = list(iterable)
+        return items if self.ORDERED else sorted(items)
+
+    def snapshot(self, cache):
+        return (self.seq(cache.items()), len(cache), cache.memory())
+
+    def key_readers(self, cache):
+        return [getattr(cache, name) for name in self.KEY_READERS]
+
+    def key_operations(self, cache):
+        """Every method taking a key, as ``(name, callable(key))``."""
+
+        def delete(key):
+            del cache[key]
+
+        def assign(key):
+            cache[key] = 1
+
+        ops = [
+            ("getitem", lambda k: cache[k]),
+            ("get", cache.get),
+            ("get-default", lambda k: cache.get(k, 0)),
+            ("contains", lambda k: k in cache),
+            ("pop", cache.pop),
+            ("pop-default", lambda k: cache.pop(k, 0)),
+            ("delitem", delete),
+            ("setitem", assign),
+            ("insert", lambda k: cache.insert(k, 1)),
+            ("setdefault", lambda k: cache.setdefault(k, 1)),
+            ("update-list", lambda k: cache.update([(k, 1)])),
+        ]
+        ops.extend((name, getattr(cache, name)) for name in self.KEY_READERS + self.KEY_REMOVERS)
+        return ops
+
+    def assert_invalidated(self, iterator):
+        with pytest.raises(RuntimeError, match=f"^{CHANGED}$"):
+            next(iterator)
+
+
+# ---------------------------------------------------------------------------------------
+# 2.1 / 2.2 construction and argument validation
+# ---------------------------------------------------------------------------------------
+
+
+class ConstructionMixin(CacheHarness):
+    def test_defaults_report_sys_maxsize(self):
+        cache = self.make(0)
+        assert cache.maxsize == sys.maxsize
+        assert cache.maxmemory == sys.maxsize
+        assert (len(cache), cache.capacity(), cache.memory()) == (0, 0, 0)
+        assert isinstance(cache, cachebox.BaseCacheImpl)
+
+    def test_limits_are_reported(self):
+        cache = self.make(7, maxmemory=1000)
+        assert (cache.maxsize, cache.maxmemory) == (7, 1000)
+
+    def test_bool_is_an_int(self):
+        assert self.make(True).maxsize == 1
+        assert self.make(0, maxmemory=True).maxmemory == 1
+
+    def test_limits_are_read_only(self):
+        cache = self.make(5, maxmemory=100)
+        for name in ("maxsize", "maxmemory"):
+            with pytest.raises(AttributeError):
+                setattr(cache, name, 3)
+        assert (cache.maxsize, cache.maxmemory) == (5, 100)
+
+    def test_keyword_arguments(self):
+        extra = {"ttl": self.TTL} if self.TTL is not None else {}
+        cache = self.CACHE(maxsize=3, iterable={1: 2}, capacity=2, maxmemory=10**6, **extra)
+        assert (cache.maxsize, cache.maxmemory, cache.capacity()) == (3, 10**6, 3)
+        assert cache[1] == 2
+
+    def test_capacity_and_maxmemory_are_keyword_only(self):
+        with pytest.raises(TypeError):
+            self.CACHE(*self.FULL_POSITIONAL, 5)
+
+    @pytest.mark.parametrize("argument", ["maxsize", "capacity", "maxmemory"])
+    def test_negative_is_overflow(self, argument):
+        kwargs = {"maxsize": 0, "capacity": 0, "maxmemory": 0, argument: -1}
+        maxsize = kwargs.pop("maxsize")
+        with pytest.raises(OverflowError, match=NEGATIVE):
+            self.make(maxsize, **kwargs)
+
+    @pytest.mark.parametrize("bad", [1.0, 2.5, None, "3", [1]])
+    @pytest.mark.parametrize("argument", ["maxsize", "capacity", "maxmemory"])
+    def test_non_integer_is_type_error(self, argument, bad):
+        kwargs = {"maxsize": 0, "capacity": 0, "maxmemory": 0, argument: bad}
+        maxsize = kwargs.pop("maxsize")
+        with pytest.raises(TypeError):
+            self.make(maxsize, **kwargs)
+
+    @pytest.mark.parametrize("capacity", [2**62, sys.maxsize, 2**64 - 1])
+    def test_impossible_capacity_raises(self, capacity):
+        with pytest.raises((MemoryError, OverflowError)):
+            self.make(0, capacity=capacity)
+        with pytest.raises((MemoryError, OverflowError)):
+            self.make(capacity, capacity=capacity)
+
+    def test_capacity_beyond_usize_is_overflow(self):
+        with pytest.raises(OverflowError):
+            self.make(0, capacity=2**64)
+        with pytest.raises(OverflowError):
+            self.make(2**64)
+
+    def test_capacity_is_capped_by_maxsize(self):
+        assert self.make(5, capacity=100).capacity() == 7
+        assert self.make(0, capacity=8).capacity() == 14
+
+    def test_iterable_dict_keeps_order(self):
+        cache = self.make(0, {3: "c", 1: "a", 2: "b"})
+        assert self.seq(cache.items()) == self.seq([(3, "c"), (1, "a"), (2, "b")])
+
+    @pytest.mark.parametrize(
+        "source",
+        [
+            lambda: [(1, "a"), (2, "b")],
+            lambda: ((k, v) for k, v in [(1, "a"), (2, "b")]),
+            lambda: [Pair(1, "a"), Pair(2, "b")],
+            lambda: ItemsOnly([(1, "a"), (2, "b")]),
+            lambda: cachebox.FIFOCache(0, {1: "a", 2: "b"}),
+        ],
+        ids=["list", "generator", "tuple-subclass", "items-attribute", "other-cache"],
+    )
+    def test_iterable_forms(self, source):
+        cache = self.make(0, source())
+        assert self.seq(cache.items()) == [(1, "a"), (2, "b")]
+
+    def test_iterable_not_iterable(self):
+        with pytest.raises(TypeError):
+            self.make(0, 42)
+
+    def test_iterable_element_not_a_tuple(self):
+        with pytest.raises(TypeError):
+            self.make(0, [[1, 2]])
+
+    @pytest.mark.parametrize("length", [0, 1, 3])
+    def test_iterable_tuple_of_wrong_length(self, length):
+        element = tuple(range(length))
+        message = f"expected tuple of length 2, but got tuple of length {length}"
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            self.make(0, [element])
+
+    def test_iterable_unhashable_key(self):
+        with pytest.raises(TypeError, match="unhashable type: 'list'"):
+            self.make(0, [([1], 2)])
+
+    def test_iterable_errors_propagate(self):
+        def generator():
+            yield (1, 1)
+            raise Boom("from iterable")
+
+        with pytest.raises(Boom, match="from iterable"):
+            self.make(0, generator())
+
+
+# ---------------------------------------------------------------------------------------
+# 2.3 size limits, memory accounting and capacity
+# ---------------------------------------------------------------------------------------
+
+
+class SizeMixin(CacheHarness):
+    def test_memory_of_an_int_pair(self):
+        cache = self.make(0)
+        cache[1] = 1
+        assert cache.memory() == INT_ENTRY
+
+    def test_memory_sums_sizeof_of_keys_and_values(self):
+        cache = self.make(0)
+        pairs = {"key": "value" * 10, (1, 2): [1, 2, 3], 3.5: b"bytes"}
+        cache.update(pairs)
+        expected = sum(k.__sizeof__() + v.__sizeof__() for k, v in pairs.items())
+        assert cache.memory() == expected
+        cache["key"] = entry(500)
+        assert cache.memory() == expected - ("value" * 10).__sizeof__() + 500 - 28
+        del cache["key"]
+        assert cache.memory() == expected - "key".__sizeof__() - ("value" * 10).__sizeof__()
+        cache.clear()
+        assert cache.memory() == 0
+
+    def test_sizeof_is_called_directly(self):
+        cache = self.make(0)
+        cache[1] = Sized(3)
+        assert cache.memory() == 28 + 3  # no GC header as sys.getsizeof would add
+
+    def test_class_objects_as_keys_and_values(self):
+        class AType:
+            pass
+
+        class Weighted:
+            def __sizeof__(self):
+                return 10
+
+        cache = self.make(0)
+        cache[AType] = AType
+        cache.insert(Weighted, Weighted)
+        assert cache[AType] is AType and cache[Weighted] is Weighted
+        assert cache.memory() == 2 * AType.__sizeof__(AType) + 20
+        assert cache.pop(Weighted) is Weighted and cache.memory() == 2 * AType.__sizeof__(AType)
+
+    def test_sizeof_error_leaves_cache_unchanged(self):
+        cache = self.make(0, {1: 1})
+        before = self.snapshot(cache)
+        writes = [
+            lambda: cache.__setitem__(2, BadSizeof()),
+            lambda: cache.__setitem__(BadSizeof(), 2),
+            lambda: cache.__setitem__(1, BadSizeof()),
+            lambda: cache.insert(1, BadSizeof()),
+            lambda: cache.setdefault(2, BadSizeof()),
+            lambda: cache.update({3: BadSizeof()}),
+        ]
+        for write in writes:
+            with pytest.raises(Boom, match="sizeof"):
+                write()
+            assert self.snapshot(cache) == before
+
+    def test_negative_sizeof_is_overflow(self):
+        cache = self.make(0, {1: 1})
+        before = self.snapshot(cache)
+        for key, value in [(2, NegativeSizeof()), (NegativeSizeof(), 2), (1, NegativeSizeof())]:
+            with pytest.raises(OverflowError):
+                cache[key] = value
+            assert self.snapshot(cache) == before
+
+    def test_entry_larger_than_maxmemory(self):
+        cache = self.make(0, maxmemory=100)
+        with pytest.raises(OverflowError, match=f"^{BOUND}$"):
+            cache[1] = entry(101)
+        assert (len(cache), cache.memory()) == (0, 0)
+        cache[1] = entry(60)
+        with pytest.raises(OverflowError, match=f"^{BOUND}$"):
+            cache[1] = entry(101)
+        assert cache[1].size == 32 and cache.memory() == 60
+
+    def test_entry_exactly_maxmemory_fits(self):
+        cache = self.make(0, maxmemory=100)
+        cache[1] = entry(100)
+        assert cache.memory() == 100 and cache.is_full()
+
+    def test_is_full_by_length(self):
+        cache = self.make(2)
+        assert not cache.is_full()
+        cache[1] = 1
+        assert not cache.is_full()
+        cache[2] = 2
+        assert cache.is_full()
+
+    def test_is_full_by_memory(self):
+        cache = self.make(0, maxmemory=2 * INT_ENTRY)
+        cache[1] = 1
+        assert not cache.is_full()
+        cache[2] = 2
+        assert cache.is_full()
+
+    def test_maxmemory_bounds_new_keys(self):
+        cache = self.make(0, maxmemory=300)
+        for key in range(3):
+            cache[key] = entry(100)
+        if not self.EVICTS:
+            with pytest.raises(OverflowError, match=f"^{BOUND}$"):
+                cache[3] = entry(100)
+            assert self.seq(cache.keys()) == self.seq([0, 1, 2])
+            return
+        cache[3] = entry(100)
+        assert (len(cache), cache.memory()) == (3, 300)
+        assert 3 in cache
+        cache[4] = entry(250)  # needs two victims
+        assert (len(cache), cache.memory()) == (1, 250)
+        assert list(cache.keys()) == [4]
+        if self.OLDEST_FIRST:
+            cache = self.make(0, {k: entry(100) for k in range(3)}, maxmemory=300)
+            cache[3] = entry(100)
+            assert self.seq(cache.keys()) == [1, 2, 3]
+
+    def test_maxsize_bounds_new_keys(self):
+        cache = self.make(3)
+        if not self.EVICTS:
+            cache.update({0: 0, 1: 1, 2: 2})
+            with pytest.raises(OverflowError, match=f"^{BOUND}$"):
+                cache[3] = 3
+            cache[2] = "updated while full"
+            assert self.seq(cache.items()) == self.seq([(0, 0), (1, 1), (2, "updated while full")])
+            return
+        for key in range(10):
+            cache[key] = key
+            assert len(cache) == min(key + 1, 3)
+            assert key in cache
+        if self.OLDEST_FIRST:
+            assert self.seq(cache.keys()) == [7, 8, 9]
+
+    def test_update_existing_key_respects_maxmemory(self):
+        cache = self.make(0, {0: entry(100), 1: entry(100)}, maxmemory=300)
+        cache[0] = entry(200)  # exactly at the limit: always allowed
+        assert cache.memory() == 300 and len(cache) == 2
+        if not self.EVICTS:
+            with pytest.raises(OverflowError, match=f"^{BOUND}$"):
+                cache[0] = entry(250)
+            assert cache[0].size == 172 and cache.memory() == 300
+            return
+        cache[0] = entry(250)
+        assert cache.memory() <= 300 and len(cache) == 1
+        assert cache.memory() == sum(k.__sizeof__() + v.__sizeof__() for k, v in cache.items())
+
+    @pytest.mark.parametrize("requested", [0, 1, 2, 3, 4, 7, 8, 9, 14, 15, 28, 29, 56, 100])
+    def test_capacity_is_hashbrown_rounded(self, requested):
+        assert self.make(0, capacity=requested).capacity() == hashbrown_capacity(requested)
+
+    def test_capacity_growth(self):
+        cache = self.make(0)
+        seen = []
+        for key in range(30):
+            cache[key] = key
+            assert cache.capacity() == growth_capacity(key + 1), key
+            seen.append(cache.capacity())
+        assert sorted(set(seen)) == [3, 7, 14, 28, 56]
+
+    def test_capacity_not_below_length(self):
+        cache = self.filled(20)
+        for key in range(20):
+            assert cache.capacity() >= len(cache)
+            del cache[key]
+
+    def test_shrink_to_fit(self):
+        cache = self.filled(20)
+        assert cache.capacity() == 28
+        for key in range(10, 20):
+            del cache[key]
+        assert cache.capacity() == 28
+        assert cache.shrink_to_fit() is None
+        assert cache.capacity() == 14
+        assert self.seq(cache.items()) == [(i, i * 2) for i in range(10)]
+        cache.clear(reuse=True)
+        cache.shrink_to_fit()
+        assert cache.capacity() == 0
+
+    def test_clear_reuse_keeps_capacity(self):
+        cache = self.filled(20)
+        assert cache.clear(reuse=True) is None
+        assert (len(cache), cache.memory(), cache.capacity()) == (0, 0, 28)
+
+    def test_clear_releases_capacity(self):
+        cache = self.filled(20)
+        assert cache.clear() is None
+        assert (len(cache), cache.memory(), cache.capacity()) == (0, 0, 0)
+        cache = self.filled(20)
+        cache.clear(reuse=False)
+        assert cache.capacity() == 0
+
+    def test_clear_reuse_is_keyword_only(self):
+        cache = self.filled(5)
+        with pytest.raises(TypeError):
+            cache.clear(True)
+        assert len(cache) == 5
+
+
+# ---------------------------------------------------------------------------------------
+# 2.4 keys: hashing, equality, error propagation
+# ---------------------------------------------------------------------------------------
+
+
+class KeysMixin(CacheHarness):
+    def test_identity_is_checked_first(self):
+        nan = float("nan")
+        never_equal = Colliding(eq=False)
+        raising = Colliding(eq=Boom("eq must not be called"), hash_value=2)
+        cache = self.make(0, {nan: 1, never_equal: 2, raising: 3})
+        assert cache[nan] == 1 and cache.get(never_equal) == 2 and cache[raising] == 3
+        assert nan in cache and never_equal in cache and raising in cache
+        other_nan = float("nan")
+        assert other_nan not in cache
+        cache[raising] = 4
+        assert len(cache) == 3 and cache.pop(raising) == 4
+
+    def test_eq_result_judged_by_truth_value(self):
+        falsy = self.make(0, {Colliding(eq=0): "stored"})
+        assert falsy.get(Colliding(eq=[]), "missing") == "missing"
+        assert Colliding(eq="") not in falsy
+        truthy = self.make(0, {Colliding(eq="yes"): "stored"})
+        assert truthy[Colliding(eq=[1])] == "stored"
+        assert truthy.get(Colliding(eq=1)) == "stored"
+        assert len(truthy) == 1
+
+    def test_eq_error_propagates_unchanged(self):
+        error = Boom("eq")
+        stored = Colliding(eq=error)
+        cache = self.make(0, {stored: "stored"})
+        before = self.snapshot(cache)
+        for name, operation in self.key_operations(cache):
+            with pytest.raises(Boom) as info:
+                operation(Colliding(eq=error))
+            assert info.value is error, name
+            assert self.snapshot(cache) == before, name
+        with pytest.raises(Boom):
+            cache.update({Colliding(eq=error): 1})
+        assert self.snapshot(cache) == before
+
+    def test_hash_error_propagates(self):
+        error = Boom("hash")
+        cache = self.make(0, {1: 1})
+        before = self.snapshot(cache)
+        for name, operation in self.key_operations(cache):
+            with pytest.raises(Boom) as info:
+                operation(BadHash(error))
+            assert info.value is error, name
+            assert self.snapshot(cache) == before, name
+
+    def test_unhashable_key(self):
+        cache = self.make(0, {1: 1})
+        for name, operation in self.key_operations(cache):
+            with pytest.raises(TypeError, match="unhashable type: 'list'"):
+                operation([1, 2])
+            assert self.snapshot(cache)[0] == [(1, 1)], name
+
+    def test_stored_key_is_kept_on_update(self):
+        cache = self.make(0)
+        cache[1] = 1
+        cache[1.0] = 2
+        assert cache.insert(True, 3) == 2
+        keys = list(cache.keys())
+        assert keys == [1] and type(keys[0]) is int
+        assert cache[1] == 3
+
+    @pytest.mark.parametrize("key", [(1, 2), "missing", 99, None, ()])
+    def test_key_error_carries_the_key(self, key):
+        cache = self.make(0, {1: 1})
+        with pytest.raises(KeyError) as info:
+            cache[key]
+        assert info.value.args == (key,)
+        with pytest.raises(KeyError) as info:
+            del cache[key]
+        assert info.value.args == (key,)
+
+
+# ---------------------------------------------------------------------------------------
+# 2.5 methods common to all classes
+# ---------------------------------------------------------------------------------------
+
+
+class MethodsMixin(CacheHarness):
+    def test_len_bool_is_empty(self):
+        cache = self.make(0)
+        assert (len(cache), bool(cache), cache.is_empty()) == (0, False, True)
+        cache[1] = 1
+        assert (len(cache), bool(cache), cache.is_empty()) == (1, True, False)
+
+    def test_contains(self):
+        cache = self.make(0, {1: None})
+        assert 1 in cache and 2 not in cache and "1" not in cache
+
+    def test_getitem_setitem_delitem(self):
+        cache = self.make(0)
+        cache["a"] = 1
+        assert cache["a"] == 1
+        cache["a"] = 2
+        assert cache["a"] == 2 and len(cache) == 1
+        del cache["a"]
+        assert "a" not in cache and len(cache) == 0
+        with pytest.raises(KeyError):
+            del cache["a"]
+        with pytest.raises(KeyError):
+            cache["a"]
+
+    def test_insert_returns_old_value(self):
+        cache = self.make(0)
+        assert cache.insert(1, "a") is None
+        assert cache.insert(1, "b") == "a"
+        assert cache.insert(1, None) == "b"
+        assert cache[1] is None and len(cache) == 1
+
+    def test_get(self):
+        cache = self.make(0, {1: "a"})
+        assert cache.get(1) == "a"
+        assert cache.get(2) is None
+        assert cache.get(2, "d") == "d"
+        assert cache.get(2, default="d") == "d"
+
+    def test_pop_never_raises(self):
+        cache = self.make(0, {1: "a", 2: "b"})
+        assert cache.pop(1) == "a" and 1 not in cache
+        assert cache.pop(1) is None
+        assert cache.pop(1, "d") == "d"
+        assert cache.pop(2, default="d") == "b"
+        assert len(cache) == 0 and cache.memory() == 0
+
+    def test_setdefault(self):
+        cache = self.make(0, {1: "a"})
+        assert cache.setdefault(1, "b") == "a" and cache[1] == "a"
+        assert cache.setdefault(2, "b") == "b" and cache[2] == "b"
+        assert cache.setdefault(3) is None and 3 in cache and cache[3] is None
+        assert cache.setdefault(4, default=4) == 4
+        assert len(cache) == 4
+
+    def test_popitem(self):
+        if not self.POPITEM:
+            cache = self.make(0, {1: 1})
+            with pytest.raises(NotImplementedError):
+                cache.popitem()
+            with pytest.raises(NotImplementedError):
+                self.make(0).popitem()
+            assert len(cache) == 1
+            return
+        pairs = {i: str(i) for i in range(5)}
+        cache = self.make(0, pairs)
+        popped = [cache.popitem() for _ in range(5)]
+        assert sorted(popped) == sorted(pairs.items())
+        if self.OLDEST_FIRST:
+            assert popped == list(pairs.items())
+        assert (len(cache), cache.memory()) == (0, 0)
+
+    def test_popitem_empty_is_bare_key_error(self):
+        if not self.POPITEM:
+            with pytest.raises(NotImplementedError):
+                self.make(0).popitem()
+            return
+        with pytest.raises(KeyError) as info:
+            self.make(0).popitem()
+        assert info.value.args == () and str(info.value) == ""
+
+    def test_drain(self):
+        if not self.POPITEM:
+            cache = self.filled(5)
+            for n in (0, 1, 10):
+                with pytest.raises(NotImplementedError):
+                    cache.drain(n)
+            assert len(cache) == 5
+            return
+        cache = self.filled(5)
+        assert cache.drain(0) == 0 and cache.drain(-3) == 0 and len(cache) == 5
+        assert cache.drain(1) == 1 and len(cache) == 4
+        assert cache.drain(2) == 2 and len(cache) == 2
+        if self.OLDEST_FIRST:
+            assert list(cache.keys()) == [3, 4]
+        assert cache.drain(10) == 2 and len(cache) == 0
+        assert cache.drain(1) == 0 and cache.memory() == 0
+
+    @pytest.mark.parametrize(
+        "source",
+        [
+            lambda: {2: "b", 3: "c"},
+            lambda: [(2, "b"), (3, "c")],
+            lambda: iter([Pair(2, "b"), Pair(3, "c")]),
+            lambda: ItemsOnly([(2, "b"), (3, "c")]),
+            lambda: cachebox.LRUCache(0, {2: "b", 3: "c"}),
+        ],
+        ids=["dict", "list", "iterator", "items-attribute", "other-cache"],
+    )
+    def test_update_forms(self, source):
+        cache = self.make(0, {1: "a", 2: "x"})
+        assert cache.update(source()) is None
+        assert sorted(cache.items()) == [(1, "a"), (2, "b"), (3, "c")]
+
+    def test_update_from_same_class(self):
+        cache = self.make(0, {1: "a"})
+        cache.update(self.make(0, {2: "b"}))
+        assert self.seq(cache.items()) == [(1, "a"), (2, "b")]
+
+    def test_update_with_itself_is_a_no_op(self):
+        cache = self.filled(5)
+        before = self.snapshot(cache)
+        assert run_in_thread(lambda: cache.update(cache)) is None
+        assert self.snapshot(cache) == before
+
+    def test_update_rejects_non_tuples(self):
+        cache = self.make(0)
+        with pytest.raises(TypeError):
+            cache.update([[1, 2]])
+        with pytest.raises(TypeError):
+            cache.update(42)
+        with pytest.raises(TypeError):
+            cache.update(["ab"])
+
+    def test_update_rejects_wrong_length_tuples(self):
+        cache = self.make(0)
+        message = "expected tuple of length 2, but got tuple of length 3"
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            cache.update([(1, 2, 3)])
+        assert len(cache) == 0
+
+    def test_update_is_not_atomic(self):
+        cache = self.make(0)
+        with pytest.raises(TypeError):
+            cache.update([(1, 1), (2, 2), [3, 3], (4, 4)])
+        assert self.seq(cache.keys()) == [1, 2]
+
+    def test_extra_arguments_are_type_errors(self):
+        cache = self.make(0, {1: 1})
+        write_args = (1, 2) + (None,) * (self.WRITE_ARITY - 2) + (3,)
+        calls = [
+            lambda: cache.get(1, 2, 3),
+            lambda: cache.pop(1, 2, 3),
+            lambda: cache.insert(*write_args),
+            lambda: cache.setdefault(*write_args),
+            lambda: cache.clear(True),
+            lambda: cache.keys(1),
+            lambda: cache.values(1),
+            lambda: cache.items(1),
+            lambda: cache.is_empty(1),
+            lambda: cache.capacity(1),
+            lambda: cache.memory(1),
+            lambda: cache.shrink_to_fit(1),
+        ]
+        for call in calls:
+            with pytest.raises(TypeError):
+                call()
+        assert list(cache.items()) == [(1, 1)]
+
+
+# ---------------------------------------------------------------------------------------
+# 2.7 iteration, views and invalidation
+# ---------------------------------------------------------------------------------------
+
+
+class IterationMixin(CacheHarness):
+    def mutations(self, cache):
+        """Changes that must invalidate running iterators, by name."""
+        result = {
+            "insert-new": lambda: cache.insert(100, 1),
+            "setitem-new": lambda: cache.__setitem__(100, 1),
+            "setdefault-new": lambda: cache.setdefault(100, 1),
+            "update-new": lambda: cache.update({100: 1}),
+            "delitem": lambda: cache.__delitem__(0),
+            "pop": lambda: cache.pop(0),
+            "clear": cache.clear,
+            "clear-reuse": lambda: cache.clear(reuse=True),
+            "shrink_to_fit": cache.shrink_to_fit,
+        }
+        if self.POPITEM:
+            result["popitem"] = cache.popitem
+            result["drain"] = lambda: cache.drain(1)
+        return result
+
+    def test_views_agree(self):
+        cache = self.filled(10)
+        items = list(cache.items())
+        assert all(type(item) is tuple and len(item) == 2 for item in items)
+        assert [k for k, _ in items] == list(cache.keys()) == list(cache) == list(iter(cache))
+        assert [v for _, v in items] == list(cache.values())
+        assert self.seq(items) == [(i, i * 2) for i in range(10)]
+
+    @pytest.mark.parametrize("method", ["keys", "values", "items", "__iter__"])
+    def test_views_are_single_use_iterators(self, method):
+        cache = self.filled(3)
+        view = getattr(cache, method)()
+        assert iter(view) is view
+        assert len(list(view)) == 3
+        assert list(view) == []
+        with pytest.raises(StopIteration):
+            next(view)
+        with pytest.raises(TypeError):
+            len(getattr(cache, method)())
+
+    def test_empty_cache_iterates_nothing(self):
+        cache = self.make(0)
+        assert list(cache) == list(cache.keys()) == list(cache.values()) == list(cache.items()) == []
+
+    def test_iterator_is_created_by_the_method_call(self):
+        cache = self.filled(3)
+        view = cache.items()
+        cache[100] = 1
+        self.assert_invalidated(view)
+
+    def test_changes_invalidate_iterators(self):
+        failures = []
+        for name in self.mutations(self.filled(1)):
+            for method in ("keys", "values", "items"):
+                cache = self.filled(3)
+                iterator = getattr(cache, method)()
+                next(iterator)
+                self.mutations(cache)[name]()
+                try:
+                    next(iterator)
+                except RuntimeError as exc:
+                    if str(exc) != CHANGED:
+                        failures.append((name, method, str(exc)))
+                else:
+                    failures.append((name, method, "no error"))
+        assert failures == []
+
+    def test_check_happens_on_the_final_next(self):
+        cache = self.filled(3)
+        iterator = iter(cache)
+        for _ in range(3):
+            next(iterator)
+        cache[100] = 1
+        self.assert_invalidated(iterator)
+
+    def test_updating_existing_values_during_iteration(self):
+        cache = self.filled(5)
+        iterator = cache.items()
+
+        def double_all():
+            # bounded, so that an iterator that never ends fails instead of hanging
+            for key, value in itertools.islice(iterator, 50):
+                cache[key] = value * 2
+
+        if self.UPDATE_INVALIDATES:
+            with pytest.raises(RuntimeError, match=f"^{CHANGED}$"):
+                double_all()
+            return
+        double_all()
+        assert next(iterator, "exhausted") == "exhausted", "iteration did not terminate"
+        if not self.TOUCH_REORDERS:
+            assert self.seq(cache.items()) == [(i, i * 4) for i in range(5)]
+
+    def test_reads_during_iteration_never_raise(self):
+        cache = self.filled(10)
+        iterator = cache.keys()
+        seen = []
+        for key in itertools.islice(iterator, 100):
+            seen.append(key)
+            assert cache[key] == key * 2 and cache.get(key) == key * 2 and key in cache
+            assert cache.get("missing") is None and len(cache) == 10
+            for reader in self.key_readers(cache):
+                reader(key)
+        assert next(iterator, "exhausted") == "exhausted", "iteration did not terminate"
+        assert set(seen) <= set(range(10)) and seen
+        if not self.TOUCH_REORDERS:
+            assert seen == self.seq(range(10)) or not self.ORDERED
+
+
+# ---------------------------------------------------------------------------------------
+# 2.8 equality, ordering, hashing
+# ---------------------------------------------------------------------------------------
+
+
+def check_equality(a, b, expected):
+    """``a == b`` is ``expected`` and ``a != b`` is its negation (SPEC 2.8, B6)."""
+    assert operator.eq(a, b) is expected
+    assert operator.ne(a, b) is (not expected)
+
+
+class EqualityMixin(CacheHarness):
+    def assert_equal(self, a, b, expected):
+        check_equality(a, b, expected)
+
+    def test_equal_contents(self):
+        self.assert_equal(self.filled(5), self.filled(5), True)
+        self.assert_equal(self.make(0), self.make(0), True)
+
+    def test_order_and_capacity_are_ignored(self):
+        forward = self.make(0, [(i, i) for i in range(5)])
+        backward = self.make(0, [(i, i) for i in reversed(range(5))], capacity=100)
+        self.assert_equal(forward, backward, True)
+
+    def test_values_are_compared_with_eq(self):
+        self.assert_equal(self.make(0, {1: 1}), self.make(0, {1: 1.0}), True)
+        self.assert_equal(self.make(0, {1: 1}), self.make(0, {1: 2}), False)
+
+    def test_differences(self):
+        base = self.filled(3, maxsize=10)
+        self.assert_equal(base, self.filled(3, maxsize=11), False)
+        self.assert_equal(base, self.filled(3, maxsize=10, maxmemory=10**6), False)
+        self.assert_equal(base, self.filled(2, maxsize=10), False)
+        self.assert_equal(base, self.make(10, {0: 0, 1: 2, 3: 4}), False)
+
+    def test_self_comparison(self):
+        cache = self.make(0, {1: RaisingValue(Boom("never called"))})
+        self.assert_equal(cache, cache, True)
+
+    @pytest.mark.parametrize("other", [{1: 1}, [(1, 1)], None, 1], ids=repr)
+    def test_no_comparison_with_foreign_objects(self, other):
+        cache = self.make(0, {1: 1})
+        self.assert_equal(cache, other, False)
+        self.assert_equal(other, cache, False)
+
+    def test_no_comparison_across_classes(self):
+        other = self.other_class()(0, {1: 1})
+        self.assert_equal(self.make(0, {1: 1}), other, False)
+        self.assert_equal(other, self.make(0, {1: 1}), False)
+
+    def test_subclass_compares_with_base(self):
+        sub = self.make_as(subclass_of(self.CACHE), 0, {1: 1})
+        self.assert_equal(sub, self.make(0, {1: 1}), True)
+        self.assert_equal(self.make(0, {1: 1}), sub, True)
+        self.assert_equal(sub, self.make(0, {1: 2}), False)
+
+    def test_value_eq_errors_propagate(self):
+        error = Boom("value eq")
+        a = self.make(0, {1: RaisingValue(error)})
+        b = self.make(0, {1: RaisingValue(error)})
+        with pytest.raises(Boom) as info:
+            a == b  # noqa: B015
+        assert info.value is error
+        with pytest.raises(Boom):
+            a != b  # noqa: B015
+
+    def test_key_eq_errors_propagate(self):
+        error = Boom("key eq")
+        a = self.make(0, {Colliding(eq=error): 1})
+        b = self.make(0, {Colliding(eq=error): 1})
+        with pytest.raises(Boom):
+            a == b  # noqa: B015
+
+    @pytest.mark.parametrize("compare", [operator.lt, operator.le, operator.gt, operator.ge])
+    def test_ordering_is_type_error(self, compare):
+        with pytest.raises(TypeError):
+            compare(self.make(0), self.make(0))
+
+    def test_unhashable(self):
+        with pytest.raises(TypeError, match=f"unhashable type: '{self.CACHE.__name__}'"):
+            hash(self.make(0))
+
+
+# ---------------------------------------------------------------------------------------
+# 2.9 repr / str and 2.10 __sizeof__
+# ---------------------------------------------------------------------------------------
+
+
+class ReprMixin(CacheHarness):
+    def head(self, cls, length, maxsize):
+        ttl = f", ttl={self.TTL:f}" if self.TTL is not None else ""
+        return f"{cls.__module__}.{cls.__name__}[{length}/{maxsize}{ttl}]"
+
+    def test_empty_repr_exact(self):
+        cache = self.make(0)
+        expected = self.head(self.CACHE, 0, 9223372036854775807) + "({})"
+        assert expected.startswith(f"cachebox.{self.CACHE.__name__}[0/9223372036854775807")
+        assert repr(cache) == str(cache) == expected
+
+    def test_repr_with_items(self):
+        cache = self.make(10, {1: "a", 2: "b"})
+        head = self.head(self.CACHE, 2, 10)
+        candidates = {head + "({1: 'a', 2: 'b'})"}
+        if not self.ORDERED:
+            candidates.add(head + "({2: 'b', 1: 'a'})")
+        assert repr(cache) in candidates
+        assert str(cache) == repr(cache)
+
+    def test_repr_uses_item_reprs(self):
+        cache = self.make(0, {"k": ("t", None)})
+        assert repr(cache).endswith("({'k': ('t', None)})")
+
+    @pytest.mark.parametrize("length", [50, 51, 52, 1000])
+    def test_long_repr_is_elided(self, length):
+        cache = self.make(0, {i: i for i in range(length)})
+        shown = list(cache.items())[: min(length, 51)]
+        body = ", ".join(f"{k!r}: {v!r}" for k, v in shown)
+        tail = f", ... {length - 51} more ...}}" if length > 50 else "}"
+        expected = f"{self.head(self.CACHE, length, sys.maxsize)}({{{body}{tail})"
+        assert repr(cache) == expected
+        if self.ORDERED and length == 1000:
+            literal = ", ".join(f"{i}: {i}" for i in range(51))
+            assert repr(cache).endswith("({" + literal + ", ... 949 more ...})")
+
+    def test_subclass_repr_uses_own_name(self):
+        sub = subclass_of(self.CACHE)
+        cache = self.make_as(sub, 0)
+        assert repr(cache) == str(cache) == self.head(sub, 0, sys.maxsize) + "({})"
+        assert repr(cache).startswith(f"{__name__}.User{self.CACHE.__name__}[")
+
+
+class SizeofMixin(CacheHarness):
+    def test_fresh_cache_is_zero(self):
+        assert self.make(0).__sizeof__() == 0
+        assert self.make(0, capacity=0).__sizeof__() == 0
+
+    def test_sizeof_is_a_non_negative_int(self):
+        value = self.filled(20).__sizeof__()
+        assert isinstance(value, int) and value > 0
+
+    def test_clear_reuse_keeps_allocation(self):
+        cache = self.filled(20)
+        before = cache.__sizeof__()
+        cache.clear(reuse=True)
+        assert cache.__sizeof__() >= before
+
+    def test_clear_drops_allocation(self):
+        cache = self.filled(20)
+        before = cache.__sizeof__()
+        cache.clear()
+        assert cache.__sizeof__() != before
+
+
+# ---------------------------------------------------------------------------------------
+# 2.11 pickle, copy, deepcopy
+# ---------------------------------------------------------------------------------------
+
+
+class PickleCopyMixin(CacheHarness):
+    def touched(self):
+        """A cache whose policy state differs from plain insertion order where possible."""
+        cache = self.make(0, {i: (i, str(i)) for i in range(10)}, maxmemory=10**6)
+        for key in (3, 1, 3, 7):
+            cache[key]
+        return cache
+
+    def order(self, cache):
+        keys = list(cache.keys())
+        return keys if self.ORDERED else sorted(keys, key=repr)
+
+    def assert_same_cache(self, original, clone, cls=None, memory=True):
+        assert type(clone) is (cls or type(original))
+        assert clone == original
+        assert self.order(clone) == self.order(original)
+        assert (clone.maxsize, clone.maxmemory) == (original.maxsize, original.maxmemory)
+        assert clone.capacity() == original.capacity()
+        if memory:
+            assert clone.memory() == original.memory()
+
+    @pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+    def test_pickle_round_trip(self, protocol):
+        cache = self.touched()
+        expected_items = list(cache.items())
+        clone = pickle.loads(pickle.dumps(cache, protocol))
+        self.assert_same_cache(cache, clone)
+        assert self.seq(clone.items()) == self.seq(expected_items)
+
+    def test_pickle_empty_and_bounded(self):
+        for cache in (self.make(0), self.make(5, maxmemory=1000), self.filled(5, maxsize=5)):
+            self.assert_same_cache(cache, pickle.loads(pickle.dumps(cache)))
+
+    def test_pickle_keeps_subclass_and_attributes(self):
+        sub = subclass_of(self.CACHE)
+        cache = self.make_as(sub, 5, {1: "a"})
+        cache.extra = {"note": [1, 2]}
+        clone = pickle.loads(pickle.dumps(cache))
+        self.assert_same_cache(cache, clone, cls=sub)
+        assert clone.extra == {"note": [1, 2]}
+
+    def test_pickle_keeps_unicode_and_nested_values(self):
+        cache = self.make(0, {"ключ": {"nested": [1, (2, 3)]}, (1, "a"): frozenset({1})})
+        clone = pickle.loads(pickle.dumps(cache))
+        assert clone == cache and clone["ключ"] == {"nested": [1, (2, 3)]}
+
+    @pytest.mark.parametrize("how", ["method", "copy.copy"])
+    def test_copy(self, how):
+        cache = self.touched()
+        clone = cache.copy() if how == "method" else copy.copy(cache)
+        self.assert_same_cache(cache, clone)
+        assert all(a is b for a, b in zip(clone.values(), cache.values()))
+        cache = self.make(0, {i: [i] for i in range(10)})
+        clone = cache.copy() if how == "method" else copy.copy(cache)
+        clone[1].append("shared")
+        assert cache[1] == [1, "shared"]
+        clone.insert(100, 100)
+        del clone[2]
+        assert 100 not in cache and 2 in cache and len(cache) == 10
+
+    def test_copy_keeps_subclass(self):
+        sub = subclass_of(self.CACHE)
+        cache = self.make_as(sub, 0, {1: 1})
+        for clone in (cache.copy(), copy.copy(cache), copy.deepcopy(cache)):
+            assert type(clone) is sub and clone == cache
+
+    def test_deepcopy(self):
+        key = ValueKey("k")
+        shared = {"shared": [1]}
+        cache = self.make(7, {key: shared, 2: shared}, maxmemory=10**6)
+        clone = copy.deepcopy(cache)
+        self.assert_same_cache(cache, clone, memory=False)
+        assert clone[2] is not shared and clone[2] == shared
+        assert clone[key] is clone[2]  # the memo keeps shared structure shared
+        assert all(k is not key for k in clone)
+        clone[2]["shared"].append(2)
+        assert shared == {"shared": [1]}
+
+    def test_malformed_state_is_rejected(self):
+        # SPEC 2.11 [R]: any malformed state (duplicate keys included) is a ValueError or TypeError
+        reconstruct, args, state = self.make(5, {1: "a", 2: "b"}).__reduce_ex__(2)[:3]
+        malformed = [None, 1, "state", (), (1, 2), [1, 2, 3], {"a": 1}]
+        for index, part in enumerate(state if isinstance(state, tuple) else ()):
+            if isinstance(part, list) and part:
+                duplicated = list(state)
+                duplicated[index] = part + part[:1]
+                malformed.append(tuple(duplicated))
+        for bad in malformed:
+            with pytest.raises((TypeError, ValueError)):
+                reconstruct(*args).__setstate__(bad)
+
+    def test_deepcopy_respects_memo(self):
+        value = [1, 2]
+        sentinel = object()
+        memo = {id(value): sentinel}
+        clone = copy.deepcopy(self.make(0, {1: value}), memo)
+        assert clone[1] is sentinel
+
+
+class ExplicitCapacityPickleMixin(CacheHarness):
+    """SPEC 2.11: the payload carries the capacity. Not mixed into TTL/VTTL: SPEC also says
+    their loaded table is shrunk to fit, which contradicts an explicit capacity surviving."""
+
+    def test_pickle_keeps_explicit_capacity(self):
+        cache = self.make(0, {1: 1}, capacity=100)
+        clone = pickle.loads(pickle.dumps(cache))
+        assert clone.capacity() == cache.capacity() == 112
+
+
+# ---------------------------------------------------------------------------------------
+# 9 / B13: reentrancy and threads
+# ---------------------------------------------------------------------------------------
+
+
+class ReentrancyMixin(CacheHarness):
+    # Decision 8: re-entry while the cache is locked raises RuntimeError, never hangs.
+    # An implementation that runs the callout without holding the lock may succeed instead.
+
+    def test_eq_reentering_the_cache_never_hangs(self):
+        cache = self.make(0)
+        found = []
+
+        class Reentrant(Colliding):
+            __hash__ = Colliding.__hash__
+
+            def __eq__(self, other):
+                return len(cache) > 0
+
+        cache[Reentrant()] = 1
+        error = run_in_thread(lambda: found.append(cache.get(Reentrant())))
+        assert isinstance(error, RuntimeError) or (error is None and found == [1])
+        assert len(cache) == 1
+
+    def test_update_iterable_reading_the_cache_never_hangs(self):
+        cache = self.make(0, {0: 0})
+
+        def pairs():
+            yield (1, 1)
+            yield (2, cache.get(0))
+
+        error = run_in_thread(lambda: cache.update(pairs()))
+        assert isinstance(error, RuntimeError) or (error is None and cache.get(2) == 0)
+
+    def test_hash_may_use_the_cache(self):
+        cache = self.make(0, {0: 0})
+
+        class Peeking:
+            def __hash__(self):
+                len(cache)
+                return 7
+
+        key = Peeking()
+        assert run_in_thread(lambda: cache.__setitem__(key, 1)) is None
+        assert cache[key] == 1
+
+    def test_slow_eq_in_another_thread_does_not_deadlock(self):
+        import time
+
+        cache = self.make(0)
+        entered = threading.Event()
+
+        class Slow(Colliding):
+            __hash__ = Colliding.__hash__
+
+            def __eq__(self, other):
+                entered.set()
+                time.sleep(0.2)
+                return False
+
+        cache[Slow()] = 1
+        worker = threading.Thread(target=lambda: cache.get(Slow()), daemon=True)
+        worker.start()
+        assert entered.wait(5)
+        assert run_in_thread(lambda: cache.get(0)) is None
+        worker.join(5)
+        assert not worker.is_alive()
+
+    def test_opposite_comparisons_do_not_deadlock(self):
+        import time
+
+        class SlowValue:
+            def __eq__(self, other):
+                time.sleep(0.001)
+                return True
+
+            __hash__ = object.__hash__
+
+        a = self.make(0, {i: SlowValue() for i in range(50)})
+        b = self.make(0, {i: SlowValue() for i in range(50)})
+        results = []
+        threads = [
+            threading.Thread(target=lambda: results.append(a == b), daemon=True),
+            threading.Thread(target=lambda: results.append(b == a), daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert not any(thread.is_alive() for thread in threads)
+        assert results == [True, True]
+
+    def test_concurrent_writers(self):
+        cache = self.make(0)
+
+        def writer(base):
+            for i in range(500):
+                cache[base + i] = i
+                cache.get(base + i)
+
+        threads = [threading.Thread(target=writer, args=(n * 1000,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(cache) == 2000
+        assert cache.memory() == sum(k.__sizeof__() + v.__sizeof__() for k, v in cache.items())
+
+
+# ---------------------------------------------------------------------------------------
+# Model-based check: with no limits every class behaves like a dict
+# ---------------------------------------------------------------------------------------
+
+_OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "insert", "del", "pop", "get", "setdefault", "update"]),
+        st.integers(0, 15),
+        st.integers(),
+    ),
+    max_size=60,
+)
+
+
+class ModelMixin(CacheHarness):
+    @settings(
+        max_examples=40,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors],
+    )
+    @given(_OPERATIONS)
+    def test_behaves_like_a_dict(self, operations):
+        cache, model = self.make(0), {}
+        for name, key, value in operations:
+            if name == "set":
+                cache[key] = value
+                model[key] = value
+            elif name == "insert":
+                assert cache.insert(key, value) == model.get(key)
+                model[key] = value
+            elif name == "del":
+                if key in model:
+                    del cache[key]
+                    del model[key]
+                else:
+                    with pytest.raises(KeyError):
+                        del cache[key]
+            elif name == "pop":
+                assert cache.pop(key, "d") == model.pop(key, "d")
+            elif name == "get":
+                assert cache.get(key, "d") == model.get(key, "d")
+            elif name == "setdefault":
+                assert cache.setdefault(key, value) == model.setdefault(key, value)
+            else:
+                cache.update({key: value, key + 100: value})
+                model.update({key: value, key + 100: value})
+            assert len(cache) == len(model)
+        assert dict(cache.items()) == model
+        assert cache.memory() == sum(k.__sizeof__() + v.__sizeof__() for k, v in model.items())
+        assert cache.capacity() >= len(cache)
+
+
+class AllMixins(
+    ConstructionMixin,
+    SizeMixin,
+    KeysMixin,
+    MethodsMixin,
+    IterationMixin,
+    EqualityMixin,
+    ReprMixin,
+    SizeofMixin,
+    PickleCopyMixin,
+    ReentrancyMixin,
+    ModelMixin,
+):
+    """Every capability, for ``tests/test_impls.py``."""

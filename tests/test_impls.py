@@ -1,0 +1,68 @@
+"""Every capability mixin applied to each of the seven cache classes (SPEC section 2)."""
+
+import pytest
+
+pytest.register_assert_rewrite("mixins")
+
+from mixins import AllMixins, ExplicitCapacityPickleMixin
+
+import cachebox
+
+
+class TestCache(ExplicitCapacityPickleMixin, AllMixins):
+    CACHE = cachebox.Cache
+    ORDERED = False
+    EVICTS = False
+    OLDEST_FIRST = False
+    POPITEM = False
+
+    def test_has_no_policy_helpers(self):
+        cache = self.make(0, {1: 1})
+        for name in ("random_key", "first", "last", "peek"):
+            assert not hasattr(cache, name), name
+
+
+class TestFIFOCache(ExplicitCapacityPickleMixin, AllMixins):
+    CACHE = cachebox.FIFOCache
+
+
+class TestRRCache(ExplicitCapacityPickleMixin, AllMixins):
+    CACHE = cachebox.RRCache
+    ORDERED = False
+    OLDEST_FIRST = False
+
+
+class TestLRUCache(ExplicitCapacityPickleMixin, AllMixins):
+    CACHE = cachebox.LRUCache
+    KEY_READERS = ("peek",)
+    TOUCH_REORDERS = True
+
+
+class TestLFUCache(ExplicitCapacityPickleMixin, AllMixins):
+    CACHE = cachebox.LFUCache
+    KEY_READERS = ("peek",)
+
+    def test_insert_has_no_frequency_parameter(self):
+        cache = self.make(0)
+        with pytest.raises(TypeError):
+            cache.insert(1, 1, 5)
+        with pytest.raises(TypeError):
+            cache.insert(1, 1, freq=5)
+        assert len(cache) == 0
+
+
+class TestTTLCache(AllMixins):
+    CACHE = cachebox.TTLCache
+    TTL = 3600.0
+    UPDATE_INVALIDATES = True
+    FULL_POSITIONAL = (0, 3600, None)
+    KEY_READERS = ("get_with_expire",)
+    KEY_REMOVERS = ("pop_with_expire",)
+
+
+class TestVTTLCache(AllMixins):
+    CACHE = cachebox.VTTLCache
+    FULL_POSITIONAL = (0, None, None)
+    KEY_READERS = ("get_with_expire",)
+    KEY_REMOVERS = ("pop_with_expire",)
+    WRITE_ARITY = 3
