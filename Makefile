@@ -9,9 +9,9 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 PIP_FLAGS := -q --disable-pip-version-check
-BUILD_DEPS := maturin>=1.16,<2
-TEST_DEPS := pytest>=8 hypothesis>=6.100
-LINT_DEPS := ruff>=0.6
+BUILD_DEPS := "maturin>=1.16,<2"
+TEST_DEPS := "pytest>=8" "hypothesis>=6.100"
+LINT_DEPS := "ruff==0.17.6"
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
 # The newest installed patch release of each CPython 3.9-3.13 under pyenv.
 PYTHONS := $(strip $(foreach v,3.9 3.10 3.11 3.12 3.13,$(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(v).*/bin/python$(v))))))
@@ -23,7 +23,7 @@ help: ## List the targets
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install $(PIP_FLAGS) --upgrade pip
-	$(VPY) -m pip install $(PIP_FLAGS) "$(BUILD_DEPS)" $(TEST_DEPS) $(LINT_DEPS)
+	$(VPY) -m pip install $(PIP_FLAGS) $(BUILD_DEPS) $(TEST_DEPS) $(LINT_DEPS)
 
 .PHONY: venv
 venv: $(VPY) ## Create .venv (maturin, pytest, hypothesis, ruff)
@@ -68,11 +68,11 @@ test-python: $(VPY) ## Build for and run pytest on every CPython 3.9-3.13 found 
 	done
 
 .PHONY: test
-test: lint test-rust test-python ## Every check: lints, Rust tests, pytest on each CPython
+test: lint test-rust typecheck test-python ## Every check: lints, Rust tests, stubs, pytest on each CPython
 
 .PHONY: clean
 clean: ## Remove build outputs and venvs
-	rm -rf target .build .venv .venvs
+	rm -rf target .build .venv .venvs .venv-typing
 
 # Typing: the stubs in typings/ (shipped through the symlinks in cachebox/) checked against a
 # fresh wheel installed into a venv of its own, so the checkers never touch .venv.
@@ -89,7 +89,7 @@ $(TYPING_PY):
 typecheck: $(VPY) $(TYPING_PY) ## stubtest, mypy and pyright over the typed usage and misuse files, wheel contents
 	$(TYPING_PY) -m pip install $(PIP_FLAGS) $(TYPING_DEPS)
 	rm -rf .build/typing
-	$(VENV)/bin/maturin build --release -q -i $(TYPING_PY) --out .build/typing
+	$(VENV)/bin/maturin build --profile ci -q -i $(TYPING_PY) --out .build/typing --target-dir target/typing
 	$(VENV)/bin/maturin sdist --out .build/typing
 	$(TYPING_PY) -m pip install $(PIP_FLAGS) --force-reinstall --no-deps .build/typing/*.whl
 	$(TYPING_PY) tests/typing/check_dist.py .build/typing/*.whl .build/typing/*.tar.gz

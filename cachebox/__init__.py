@@ -35,6 +35,7 @@ __all__ = [
     "RRCache",
     "TTLCache",
     "VTTLCache",
+    "__version__",
     "cached",
     "cachedmethod",
     "is_cached",

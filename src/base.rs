@@ -36,7 +36,7 @@ impl BaseCacheImpl {
 
 /// A read-only view of a cache: reads go through (and still touch LRU order, LFU counts and
 /// TTL expiry), writes raise `TypeError`, or do nothing when `ignore` is true.
-#[pyclass(module = "cachebox", extends = BaseCacheImpl, frozen)]
+#[pyclass(module = "cachebox", extends = BaseCacheImpl, frozen, subclass)]
 pub struct Frozen {
     cache: Py<PyAny>,
     ignore: AtomicBool,

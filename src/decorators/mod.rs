@@ -35,7 +35,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for FastTypeArg {
 
 /// `make_key(args, kwds, fasttype=(int, str))`: the default cache key of a call.
 #[pyfunction]
-#[pyo3(signature = (args, kwds, fasttype = FastTypeArg::Omitted), text_signature = "(args, kwds, fasttype=(int, str))")]
+#[pyo3(signature = (args, kwds, fasttype = FastTypeArg::Omitted), text_signature = "(args, kwds, fasttype=...)")]
 pub fn make_key<'py>(
     args: &Bound<'py, PyAny>,
     kwds: Option<&Bound<'py, PyAny>>,
