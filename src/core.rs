@@ -349,10 +349,12 @@ impl<P: Policy> CacheCore<P> {
     }
 
     pub fn is_full(&self, py: Python<'_>) -> PyResult<bool> {
-        let mut trash = Trash::default();
-        let full = self.lock(py)?.is_full(&mut trash);
-        drop(trash);
-        Ok(full)
+        self.read(py, Store::is_full)
+    }
+
+    /// `is_empty()`/`bool()`: counts live entries, never sweeps (SPEC §5).
+    pub fn is_empty(&self, py: Python<'_>) -> PyResult<bool> {
+        self.read(py, |s| s.live_count() == 0)
     }
 
     pub fn read<T>(&self, py: Python<'_>, f: impl FnOnce(&Store<P>) -> T) -> PyResult<T> {

@@ -449,7 +449,8 @@ impl<P: Policy> Store<P> {
         self.big_sizes.clear();
         if !reuse {
             self.table.shrink_to_fit(|_| 0);
-            self.policy.shrink_to_fit();
+            // Empty now: nothing to renumber.
+            let _ = self.policy.shrink_to_fit();
             self.big_sizes.shrink_to_fit();
         }
         self.memory = 0;
@@ -461,9 +462,10 @@ impl<P: Policy> Store<P> {
     /// Shrinks the table to the smallest size that holds the live entries.
     pub fn shrink_to_fit(&mut self, trash: &mut Trash) {
         self.sweep(Self::now(), trash);
+        let fix = self.policy.shrink_to_fit();
+        self.apply_fix(fix);
         let policy = &self.policy;
         self.table.shrink_to_fit(|&id| table_hash(policy.slot(id).entry.hash));
-        self.policy.shrink_to_fit();
         self.generation += 1;
     }
 
@@ -481,8 +483,17 @@ impl<P: Policy> Store<P> {
         }
     }
 
-    pub fn is_full(&mut self, trash: &mut Trash) -> bool {
-        self.live_len(trash) >= self.limits.maxsize || self.memory >= self.limits.maxmemory
+    /// Live entries, counted without sweeping (`is_empty`, `bool`, `is_full`).
+    pub fn live_count(&self) -> usize {
+        if P::EXPIRES {
+            self.len() - self.policy.count_expired(Self::now())
+        } else {
+            self.len()
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.live_count() >= self.limits.maxsize || self.memory >= self.limits.maxmemory
     }
 
     /// Starts a walk in policy order. TTL sweeps first, so expiry never invalidates it.

@@ -179,12 +179,12 @@ macro_rules! __cache_methods {
                 }
 
                 fn __bool__(&self, py: ::pyo3::Python<'_>) -> ::pyo3::PyResult<bool> {
-                    Ok(self.core.len(py)? > 0)
+                    Ok(!self.core.is_empty(py)?)
                 }
 
                 /// Whether the cache holds no live entry.
                 fn is_empty(&self, py: ::pyo3::Python<'_>) -> ::pyo3::PyResult<bool> {
-                    Ok(self.core.len(py)? == 0)
+                    self.core.is_empty(py)
                 }
 
                 /// Whether the cache is at `maxsize` entries or `maxmemory` bytes.

@@ -144,8 +144,9 @@ impl<const RANDOM: bool> Policy for Unordered<RANDOM> {
     fn clear(&mut self, out: &mut Vec<Entry>) {
         self.dense.drain_into(out);
     }
-    fn shrink_to_fit(&mut self) {
+    fn shrink_to_fit(&mut self) -> Fix {
         self.dense.slots.shrink_to_fit();
+        Fix::None
     }
     fn allocated_bytes(&self) -> usize {
         self.dense.allocated_bytes()

@@ -121,8 +121,9 @@ impl Policy for Lru {
         self.head = NIL;
         self.tail = NIL;
     }
-    fn shrink_to_fit(&mut self) {
+    fn shrink_to_fit(&mut self) -> Fix {
         self.dense.slots.shrink_to_fit();
+        Fix::None
     }
     fn allocated_bytes(&self) -> usize {
         self.dense.allocated_bytes()

@@ -110,7 +110,8 @@ pub trait Policy: Default + Send + Sized + 'static {
     fn next_expired(&mut self, _now: f64) -> Option<u32> {
         None
     }
-    /// Number of stored entries that are expired at `now` (without removing them).
+    /// Number of stored entries that are expired at `now` (without removing them or
+    /// reordering anything).
     fn count_expired(&self, _now: f64) -> usize {
         0
     }
@@ -118,7 +119,8 @@ pub trait Policy: Default + Send + Sized + 'static {
     /// Removes every entry, moving them to `out`.
     fn clear(&mut self, out: &mut Vec<Entry>);
     fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError>;
-    fn shrink_to_fit(&mut self);
+    /// Releases spare memory; ring storage drops its tombstones, which renumbers ids.
+    fn shrink_to_fit(&mut self) -> Fix;
     /// Bytes the policy's own containers have allocated (for `__sizeof__`).
     fn allocated_bytes(&self) -> usize;
     fn duplicate(&self, py: Python<'_>) -> Self;

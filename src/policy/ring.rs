@@ -103,11 +103,15 @@ impl<M> Ring<M> {
         self.q.try_reserve_exact(additional)
     }
 
-    pub fn shrink_to_fit(&mut self) {
-        if self.q.len() > self.live {
+    pub fn shrink_to_fit(&mut self) -> Fix {
+        let fix = if self.q.len() > self.live {
             self.q.retain(Option::is_some);
-        }
+            Fix::Reindex
+        } else {
+            Fix::None
+        };
         self.q.shrink_to_fit();
+        fix
     }
 
     pub fn allocated_bytes(&self) -> usize {
@@ -187,8 +191,8 @@ macro_rules! ring_storage {
         fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
             self.ring.try_reserve(additional)
         }
-        fn shrink_to_fit(&mut self) {
-            self.ring.shrink_to_fit();
+        fn shrink_to_fit(&mut self) -> Fix {
+            self.ring.shrink_to_fit()
         }
         fn allocated_bytes(&self) -> usize {
             self.ring.allocated_bytes()

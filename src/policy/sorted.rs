@@ -169,6 +169,34 @@ impl SortedSeq {
         }
     }
 
+    /// How many entries have a current key below `limit`, without sorting (which would be
+    /// observable in tie order): the placed prefix below `limit` (entries whose key did not
+    /// change since), plus the changed and appended entries, checked one by one.
+    fn count_below(&self, limit: u64, slots: &Slots) -> usize {
+        let placed = self
+            .map
+            .range(..(limit, i64::MIN))
+            .filter(|(_, &id)| {
+                let m = slots[id as usize].meta;
+                m.cur == m.key
+            })
+            .count();
+        let mut changed: Vec<u32> = self
+            .dirty
+            .iter()
+            .copied()
+            .filter(|&id| {
+                let m = slots[id as usize].meta;
+                m.seq != UNPLACED && m.cur != m.key
+            })
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let moved = changed.iter().filter(|&&id| slots[id as usize].meta.cur < limit).count();
+        let appended = self.pending.iter().filter(|&&id| slots[id as usize].meta.cur < limit).count();
+        placed + moved + appended
+    }
+
     fn clear(&mut self) {
         self.map.clear();
         self.pending.clear();
@@ -284,8 +312,7 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
 
     fn count_expired(&self, now: f64) -> usize {
         if BY_EXPIRY {
-            let limit = order_key_f64(now);
-            self.dense.slots.iter().filter(|s| s.meta.cur < limit).count()
+            self.seq.count_below(order_key_f64(now), &self.dense.slots)
         } else {
             0
         }
@@ -295,10 +322,11 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
         self.dense.drain_into(out);
         self.seq.clear();
     }
-    fn shrink_to_fit(&mut self) {
+    fn shrink_to_fit(&mut self) -> Fix {
         self.dense.slots.shrink_to_fit();
         self.seq.pending.shrink_to_fit();
         self.seq.dirty.shrink_to_fit();
+        Fix::None
     }
     fn allocated_bytes(&self) -> usize {
         // A B-tree node holds up to 11 (key, id) pairs plus ~16 bytes of bookkeeping; count it

@@ -1,0 +1,702 @@
+"""Reference models of the seven cachebox policies, plus helpers shared by the reliability tests.
+
+Each model is a deliberately naive, pure-Python transcription of SPEC.md (sections 2-5, with
+the "Decisions" and the [R] rows applied). Models mirror the public API: a model method raises
+the exception the real method must raise (with the same arguments) and returns what it must
+return. Sizes follow SPEC 2.3: an entry costs ``key.__sizeof__() + value.__sizeof__()``.
+
+Clock: the TTL models keep their own clock ``now`` that the tests move forward in step with
+``cachebox._core._advance_clock``. Expiry instants are ``(time, seq)`` pairs: ``seq`` numbers the
+writes, standing for the real clock's nanoseconds that keep running between two writes made at
+the same model time.
+
+Random replacement: the model cannot know which entries the real cache picked, so
+``RRModel.explore`` searches the sequences of picks for one under which the model returns what
+the real cache returned and ends with the same contents.
+
+The second half of the file holds helpers shared by the reliability tests (building a cache by
+class name, running a test function in a child interpreter with a timeout).
+"""
+
+import os
+import subprocess
+import sys
+
+OVERFLOW_MESSAGE = "The cache has reached the bound"
+
+CLASS_NAMES = ("Cache", "FIFOCache", "RRCache", "LRUCache", "LFUCache", "TTLCache", "VTTLCache")
+
+#: The global TTL used by :func:`make_cache` for ``TTLCache`` (long enough never to run out).
+HELPER_TTL = 3600.0
+
+
+def entry_size(key, value):
+    """What one stored entry is charged (SPEC 2.3)."""
+    return key.__sizeof__() + value.__sizeof__()
+
+
+def resolve_index(n, length):
+    """Python-style index ``n`` into a sequence of ``length`` items, or None when out of range."""
+    if n < 0:
+        n += length
+    return n if 0 <= n < length else None
+
+
+def outcome(fn):
+    """``("ok", fn())``, or ``("raise", exception type, exception args)`` if ``fn`` raised.
+    ``AssertionError`` (a failed check, not an API result) propagates."""
+    try:
+        return ("ok", fn())
+    except AssertionError:
+        raise
+    except Exception as e:  # noqa: BLE001 (any API error is a result to compare)
+        return ("raise", type(e), e.args)
+    except BaseException as e:
+        # pyo3 turns a Rust panic into PanicException, a BaseException that hypothesis would
+        # not shrink: report it as the failed check it is.
+        if type(e).__name__ == "PanicException":
+            raise AssertionError(f"native code panicked: {e}") from e
+        raise
+
+
+def hashbrown_capacity(n):
+    """The capacity hashbrown reports for a table sized for ``n`` entries (SPEC 2.3)."""
+    if n == 0:
+        return 0
+    if n < 4:
+        return 3
+    if n < 8:
+        return 7
+    buckets = 1
+    while buckets < n * 8 // 7:
+        buckets *= 2
+    return buckets // 8 * 7
+
+
+# --------------------------------------------------------------------------------------------
+# The models
+# --------------------------------------------------------------------------------------------
+
+
+class CacheModel:
+    """``Cache``: a bounded hash map that never evicts (order is not modelled)."""
+
+    EVICTS = False
+    EXPIRES = False
+    ORDERED = False
+
+    def __init__(self, maxsize=0, maxmemory=0):
+        self.maxsize = maxsize or sys.maxsize
+        self.maxmemory = maxmemory or sys.maxsize
+        self.data = {}  # every stored entry, expired ones included
+
+    # ---- policy hooks (overridden by the policies) ----
+
+    def _order(self):
+        """Stored keys in policy order (expired ones included)."""
+        return list(self.data)
+
+    def _on_new(self, key, ttl):
+        """A new key was stored (at the newest end)."""
+
+    def _on_write(self, key, ttl):
+        """The value of a stored key (live or expired) was replaced by insert/[]=."""
+
+    def _on_read(self, key):
+        """A ``[]``/``get``/``in`` hit."""
+
+    def _on_setdefault(self, key):
+        """``setdefault`` found a live key."""
+
+    def _on_remove(self, key):
+        """``key`` left the store."""
+
+    def _on_clear(self):
+        """Everything left the store."""
+
+    def _victim(self):
+        """The key that ``popitem``/eviction removes now."""
+        raise NotImplementedError()
+
+    def _before_specific_removal(self):
+        """Runs before ``pop``/``del`` removes a key (LFU/VTTL sort here)."""
+
+    def _sweep(self):
+        """Physically removes expired entries (TTL/VTTL)."""
+
+    def _live(self, key):
+        return key in self.data
+
+    def _before_iteration(self):
+        """Runs when an iterator is created (TTL sweeps, LFU/VTTL sort)."""
+
+    def _settle(self):
+        """Puts a lazily sorted order in order (LFU/VTTL)."""
+
+    # ---- internals ----
+
+    def _remove(self, key):
+        del self.data[key]
+        self._on_remove(key)
+
+    def _evict_one(self):
+        self._remove(self._victim())
+
+    def _live_keys(self):
+        return [k for k in self._order() if self._live(k)]
+
+    def _live_len(self):
+        return sum(1 for k in self.data if self._live(k))
+
+    def _nth_live(self, n):
+        """The live key at index ``n`` of the policy order, or None."""
+        keys = self._live_keys()
+        i = resolve_index(n, len(keys))
+        return None if i is None else keys[i]
+
+    # ---- the public API ----
+
+    def memory(self):
+        return sum(entry_size(k, v) for k, v in self.data.items())
+
+    def len(self):
+        return self._live_len()
+
+    def is_empty(self):
+        return self._live_len() == 0
+
+    def is_full(self):
+        return self._live_len() == self.maxsize or self.memory() >= self.maxmemory
+
+    def insert(self, key, value, ttl=None):
+        size = entry_size(key, value)
+        if size > self.maxmemory:
+            raise OverflowError(OVERFLOW_MESSAGE)
+        if key in self.data:
+            # An existing entry (an expired one too) keeps its slot and key object.
+            old = self.data[key] if self._live(key) else None
+            if not self.EVICTS and self.memory() - entry_size(key, self.data[key]) + size > self.maxmemory:
+                raise OverflowError(OVERFLOW_MESSAGE)
+            self.data[key] = value
+            self._on_write(key, ttl)
+            if self.EVICTS:
+                while self.memory() > self.maxmemory:
+                    self._evict_one()
+            return old
+        if self.EVICTS:
+            self._sweep()
+            while len(self.data) >= self.maxsize or self.memory() + size > self.maxmemory:
+                self._evict_one()
+        elif len(self.data) >= self.maxsize or self.memory() + size > self.maxmemory:
+            raise OverflowError(OVERFLOW_MESSAGE)
+        self.data[key] = value
+        self._on_new(key, ttl)
+        return None
+
+    def setitem(self, key, value):
+        self.insert(key, value)
+
+    def get(self, key, default=None):
+        if not self._live(key):
+            return default
+        self._on_read(key)
+        return self.data[key]
+
+    def getitem(self, key):
+        if not self._live(key):
+            raise KeyError(key)
+        return self.get(key)
+
+    def contains(self, key):
+        if not self._live(key):
+            return False
+        self._on_read(key)
+        return True
+
+    def peek(self, key, default=None):
+        return self.data[key] if self._live(key) else default
+
+    def pop(self, key, default=None):
+        if not self._live(key):
+            return default
+        self._before_specific_removal()
+        value = self.data[key]
+        self._remove(key)
+        return value
+
+    def delitem(self, key):
+        if not self._live(key):
+            raise KeyError(key)
+        self.pop(key)
+
+    def setdefault(self, key, default=None, ttl=None):
+        if self._live(key):
+            self._on_setdefault(key)
+            return self.data[key]
+        self.insert(key, default, ttl)
+        return default
+
+    def popitem(self):
+        if not self.EVICTS:
+            raise NotImplementedError()
+        if not self.data:
+            raise KeyError()
+        key = self._victim()
+        value = self.data[key]
+        self._remove(key)
+        return key, value
+
+    def drain(self, n, **popitem_options):
+        if not self.EVICTS:
+            raise NotImplementedError()
+        count = 0
+        while count < n:
+            try:
+                self.popitem(**popitem_options)
+            except KeyError:
+                break
+            count += 1
+        return count
+
+    def update(self, pairs, ttl=None):
+        for key, value in pairs.items():
+            self.insert(key, value, ttl)
+
+    def clear(self, reuse=False):
+        self.data.clear()
+        self._on_clear()
+
+    def items(self):
+        self._before_iteration()
+        return [(k, self.data[k]) for k in self._live_keys()]
+
+    def keys(self):
+        return [k for k, _ in self.items()]
+
+    def list_keys(self, hint_invalidates=False):
+        """``list(c)``: CPython creates the iterator, then calls ``len(c)`` for a length hint.
+        Only ``VTTLCache.__len__`` changes anything (it sweeps, SPEC 5), and SPEC 2.7 lets
+        that sweep invalidate the fresh iterator (``hint_invalidates``) when it removed an
+        entry; an iterator that survives it yields what it would have yielded anyway."""
+        keys = self.keys()
+        stored = len(self.data)
+        self.len()
+        if hint_invalidates and len(self.data) != stored:
+            raise RuntimeError("cache changed during iteration")
+        return keys
+
+    def values(self):
+        return [v for _, v in self.items()]
+
+    def shrink_to_fit(self):
+        """Only the expiry sweep is modelled; the tests check ``capacity()`` themselves."""
+        self._sweep()
+
+
+class _ListOrderModel(CacheModel):
+    """A policy whose order is a plain list of keys, ``order[0]`` being evicted first."""
+
+    EVICTS = True
+    ORDERED = True
+
+    def __init__(self, maxsize=0, maxmemory=0):
+        super().__init__(maxsize, maxmemory)
+        self.order = []
+
+    def _order(self):
+        return list(self.order)
+
+    def _on_new(self, key, ttl):
+        self.order.append(key)
+
+    def _on_remove(self, key):
+        self.order.remove(key)
+
+    def _on_clear(self):
+        self.order.clear()
+
+    def _victim(self):
+        return self.order[0]
+
+    def _move_to_end(self, key):
+        self.order.remove(key)
+        self.order.append(key)
+
+
+class FIFOModel(_ListOrderModel):
+    """``FIFOCache``: insertion order; updates keep the position."""
+
+    def first(self, n=0):
+        return self._nth_live(n)
+
+    def last(self):
+        return self.first(-1)
+
+
+class NeedChoice(BaseException):
+    """Raised by :class:`RRModel` when it must pick a random victim and has no script left."""
+
+    def __init__(self, candidates):
+        super().__init__(candidates)
+        self.candidates = candidates
+
+
+class RRModel(CacheModel):
+    """``RRCache``: evicts (and pops) a uniformly random entry.
+
+    The model cannot know the real random picks, so :meth:`explore` searches the sequences of
+    picks for one that reproduces what the real cache did. Each attempt runs on a copy of the
+    model with ``script`` holding the picks to make; running out of script raises
+    :class:`NeedChoice`, which extends the search by one pick.
+    """
+
+    EVICTS = True
+    MAX_ATTEMPTS = 5000
+
+    def __init__(self, maxsize=0, maxmemory=0):
+        super().__init__(maxsize, maxmemory)
+        self.script = []
+        self.preferred = set()  # keys tried first as victims (those the real cache lost)
+
+    def _victim(self):
+        if self.script:
+            return self.script.pop(0)
+        # Lost keys first, smallest first: the most likely match, found on the first attempt.
+        order = sorted(
+            self.data, key=lambda k: (k not in self.preferred, entry_size(k, self.data[k]), repr(k))
+        )
+        raise NeedChoice(order)
+
+    def explore(self, op, accept):
+        """Runs ``op(copy)`` on copies of this model for each sequence of random picks until
+        ``accept(copy, result)`` holds, where ``result`` is ``op``'s return value or the
+        exception it raised. Returns ``(copy, result)`` for the accepted attempt, or
+        ``(None, first result)`` if no sequence of picks (within ``MAX_ATTEMPTS``) matches."""
+        import copy
+
+        pending = [[]]
+        first = None
+        for _ in range(self.MAX_ATTEMPTS):
+            if not pending:
+                break
+            picks = pending.pop()
+            trial = copy.deepcopy(self)
+            trial.script = list(picks)
+            try:
+                result = outcome(lambda: op(trial))  # noqa: B023 (called right here)
+            except NeedChoice as choice:
+                # Depth first; the preferred candidate is tried first (pushed last).
+                pending.extend(picks + [k] for k in reversed(choice.candidates))
+                continue
+            if first is None:
+                first = result
+            if accept(trial, result):
+                trial.script = []
+                return trial, result
+        return None, first
+
+
+class LRUModel(_ListOrderModel):
+    """``LRUCache``: order from least to most recently used."""
+
+    def _on_read(self, key):
+        self._move_to_end(key)
+
+    def _on_write(self, key, ttl):
+        self._move_to_end(key)
+
+    def _on_setdefault(self, key):
+        self._move_to_end(key)
+
+    def least_recently_used(self):
+        return self.order[0] if self.order else None
+
+    def most_recently_used(self):
+        return self.order[-1] if self.order else None
+
+
+class _LazySortModel(CacheModel):
+    """SPEC 4.5 literally: a list ``S``, appends at the end, a dirty flag, and a stable sort by
+    ``_sort_key`` only before popitem/eviction, iterator creation, ``nth`` lookups, removal of a
+    specific key and (VTTL) sweeps."""
+
+    EVICTS = True
+    ORDERED = True
+
+    def __init__(self, maxsize=0, maxmemory=0):
+        super().__init__(maxsize, maxmemory)
+        self.S = []
+        self.dirty = False
+
+    def _sort_key(self, key):
+        raise NotImplementedError
+
+    def _settle(self):
+        if self.dirty:
+            self.S.sort(key=self._sort_key)
+            self.dirty = False
+
+    def _order(self):
+        return list(self.S)
+
+    def _on_new(self, key, ttl):
+        self.S.append(key)
+        self.dirty = True
+
+    def _on_remove(self, key):
+        self.S.remove(key)
+
+    def _on_clear(self):
+        self.S.clear()
+        self.dirty = False
+
+    def _victim(self):
+        self._settle()
+        return self.S[0]
+
+    _before_specific_removal = _before_iteration = _settle
+
+
+class LFUModel(_LazySortModel):
+    """``LFUCache``: frequency 0 on insert, +1 on a read hit, ``in`` hit and update."""
+
+    def __init__(self, maxsize=0, maxmemory=0):
+        super().__init__(maxsize, maxmemory)
+        self.freq = {}
+
+    def _sort_key(self, key):
+        return self.freq[key]
+
+    def _on_new(self, key, ttl):
+        self.freq[key] = 0
+        super()._on_new(key, ttl)
+
+    def _on_remove(self, key):
+        del self.freq[key]
+        super()._on_remove(key)
+
+    def _on_clear(self):
+        self.freq.clear()
+        super()._on_clear()
+
+    def _on_read(self, key):
+        self.freq[key] += 1
+        self.dirty = True
+
+    def _on_write(self, key, ttl):
+        self._on_read(key)
+
+    def least_frequently_used(self, n=0):
+        self._settle()
+        return self._nth_live(n)
+
+    def items_with_frequency(self):
+        return [(k, v, self.freq[k]) for k, v in self.items()]
+
+
+class _ExpiringMixin:
+    """The model clock and the expiry bookkeeping shared by TTL and VTTL."""
+
+    EXPIRES = True
+
+    def _init_clock(self):
+        self.now = 0.0
+        self.seq = 0
+        self.expire = {}  # key -> (time, seq), or None for "never"
+
+    def advance(self, seconds):
+        self.now += seconds
+
+    def _expiry(self, ttl):
+        if ttl is None:
+            return None
+        self.seq += 1
+        return (self.now + ttl, self.seq)
+
+    def _live(self, key):
+        if key not in self.data:
+            return False
+        at = self.expire[key]
+        return at is None or not at[0] < self.now
+
+    def _sweep(self):
+        for key in [k for k in self._order() if not self._live(k)]:
+            self._remove(key)
+
+    def remaining(self, key):
+        """Seconds left for a live ``key`` (0.0 if it never expires)."""
+        at = self.expire[key]
+        return 0.0 if at is None else max(0.0, at[0] - self.now)
+
+    def expire_now(self):
+        """``expire()``."""
+        self._sweep()
+
+    def popitem(self, sweep=True):
+        """SPEC B7 [R]: expired entries are skipped (``sweep=False``) or swept (``sweep=True``);
+        both are allowed, so the tests accept whichever the real cache did."""
+        if sweep:
+            self._sweep()
+        self._settle()
+        keys = self._live_keys()
+        if not keys:
+            raise KeyError()
+        key = keys[0]
+        value, left = self.data[key], self.remaining(key)
+        self._remove(key)
+        self.last_popped_remaining = left
+        return key, value
+
+    def popitem_with_expire(self, sweep=True):
+        key, value = self.popitem(sweep)
+        return key, value, self.last_popped_remaining
+
+    def get_with_expire(self, key, default=None):
+        if not self._live(key):
+            return default, 0.0
+        return self.data[key], self.remaining(key)
+
+    def pop_with_expire(self, key, default=None):
+        if not self._live(key):
+            return default, 0.0
+        left = self.remaining(key)
+        return self.pop(key), left
+
+    def items_with_expire(self):
+        return [(k, v, self.remaining(k)) for k, v in self.items()]
+
+
+class TTLModel(_ExpiringMixin, _ListOrderModel):
+    """``TTLCache``: FIFO order; a write moves the key to the back with expiry ``now + ttl``."""
+
+    def __init__(self, maxsize=0, ttl=1.0, maxmemory=0):
+        super().__init__(maxsize, maxmemory)
+        self.ttl = float(ttl)
+        self._init_clock()
+
+    def _on_new(self, key, ttl):
+        super()._on_new(key, ttl)
+        self.expire[key] = self._expiry(self.ttl)
+
+    def _on_write(self, key, ttl):
+        self._move_to_end(key)
+        self.expire[key] = self._expiry(self.ttl)
+
+    def _on_remove(self, key):
+        del self.expire[key]
+        super()._on_remove(key)
+
+    def _on_clear(self):
+        self.expire.clear()
+        super()._on_clear()
+
+    _before_iteration = _ExpiringMixin._sweep
+
+    def first(self, n=0):
+        self._sweep()
+        return self._nth_live(n)
+
+    def last(self):
+        return self.first(-1)
+
+
+class VTTLModel(_ExpiringMixin, _LazySortModel):
+    """``VTTLCache``: per-key expiry; lazily sorted by expiry, "never" last (SPEC 4.4)."""
+
+    def __init__(self, maxsize=0, maxmemory=0):
+        super().__init__(maxsize, maxmemory)
+        self._init_clock()
+
+    def _sort_key(self, key):
+        at = self.expire[key]
+        return (1, 0.0, 0) if at is None else (0,) + at
+
+    def _on_new(self, key, ttl):
+        self.expire[key] = self._expiry(ttl)
+        super()._on_new(key, ttl)
+
+    def _on_write(self, key, ttl):
+        self.expire[key] = self._expiry(ttl)
+        self.dirty = True
+
+    def _on_remove(self, key):
+        del self.expire[key]
+        super()._on_remove(key)
+
+    def _on_clear(self):
+        self.expire.clear()
+        super()._on_clear()
+
+    def _sweep(self):
+        self._settle()
+        super()._sweep()
+
+    def len(self):
+        self._sweep()
+        return len(self.data)
+
+
+MODELS = {
+    "Cache": CacheModel,
+    "FIFOCache": FIFOModel,
+    "RRCache": RRModel,
+    "LRUCache": LRUModel,
+    "LFUCache": LFUModel,
+    "TTLCache": TTLModel,
+    "VTTLCache": VTTLModel,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers for the tests (not part of the models)
+# --------------------------------------------------------------------------------------------
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def make_cache(name, maxsize=0, cls=None, **kwargs):
+    """An instance of cachebox class ``name``, or of ``cls`` (a subclass of it). ``TTLCache``
+    gets the global TTL :data:`HELPER_TTL`."""
+    import cachebox
+
+    cls = cls or getattr(cachebox, name)
+    if name == "TTLCache":
+        return cls(maxsize, HELPER_TTL, **kwargs)
+    return cls(maxsize, **kwargs)
+
+
+def run_child(module, function, *args, timeout=30):
+    """Runs ``module.function(*args)`` (a module of this directory) in a fresh interpreter,
+    so that a hang or a crash fails one test instead of stalling or killing the run.
+    Returns ``(returncode, stdout, stderr)``; a timeout gives return code ``"timeout"``."""
+    code = (
+        f"import sys; sys.path.insert(0, {TESTS_DIR!r})\n"
+        f"import {module}\n"
+        f"{module}.{function}(*{args!r})\n"
+        "print('OK')\n"
+    )
+    env = dict(os.environ, RUST_BACKTRACE="0")  # keep panic reports short
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=TESTS_DIR,
+        )
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        return "timeout", out, f"did not finish within {timeout} s (hang or deadlock)"
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_child_ok(module, function, *args, timeout=30):
+    """:func:`run_child`, asserting a clean exit (status 0, ``OK`` printed last, nothing on
+    stderr). Returns the lines the function printed before ``OK``."""
+    rc, out, err = run_child(module, function, *args, timeout=timeout)
+    lines = out.strip().splitlines()
+    ok = rc == 0 and lines and lines[-1] == "OK" and not err.strip()
+    assert ok, f"{module}.{function}{args!r}: exit={rc}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}"
+    return lines[:-1]
