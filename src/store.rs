@@ -168,6 +168,7 @@ impl<P: Policy> Store<P> {
     }
 
     /// Finds the id of `probe`'s key. Only a key's `__eq__` can run here; its errors propagate.
+    #[inline(always)]
     pub fn find(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<u32>> {
         let mut error = None;
         let policy = &self.policy;
@@ -194,7 +195,7 @@ impl<P: Policy> Store<P> {
     }
 
     /// The id of a live entry for `probe`, if any.
-    #[inline]
+    #[inline(always)]
     pub fn find_live(&self, py: Python<'_>, probe: &Probe<'_, '_>, now: f64) -> PyResult<Option<u32>> {
         Ok(self.find(py, probe)?.filter(|&id| !self.is_expired(id, now)))
     }
@@ -287,7 +288,7 @@ pub struct Walk<C> {
 
 impl<P: Policy> Store<P> {
     /// `[]`/`get`/`in`: a read that touches the policy (LRU move, LFU +1).
-    #[inline]
+    #[inline(always)]
     pub fn get(&mut self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<&Py<PyAny>>> {
         let now = Self::now();
         match self.find_live(py, probe, now)? {

@@ -99,7 +99,8 @@ macro_rules! decorator_factory {
 }
 
 /// Declares `$enum`, a handle on a cache object whose exact type is one of the listed native
-/// classes, so callers can skip Python-level dispatch. `memo()` views it as `&dyn $trait`.
+/// classes, so callers can skip Python-level dispatch (`lookup`/`store` go straight to the
+/// class's `$trait` implementation).
 #[macro_export]
 macro_rules! native_cache_enum {
     ($(#[doc = $doc:literal])* $enum:ident as $trait:path : [$($class:ident),+ $(,)?]) => {
@@ -120,10 +121,35 @@ macro_rules! native_cache_enum {
                 None
             }
 
+            /// `$trait::lookup` on the concrete class (a `match`, no virtual call).
             #[inline]
-            pub fn memo(&self) -> &dyn $trait {
+            pub fn lookup(
+                &self,
+                py: ::pyo3::Python<'_>,
+                key: &::pyo3::Bound<'_, ::pyo3::PyAny>,
+                hash: u32,
+            ) -> ::pyo3::PyResult<Option<::pyo3::Py<::pyo3::PyAny>>> {
                 match self {
-                    $(Self::$class(c) => c.get().core(),)+
+                    $(Self::$class(c) => <_ as $trait>::lookup(c.get().core(), py, key, hash),)+
+                }
+            }
+
+            /// `$trait::store` on the concrete class.
+            pub fn store(
+                &self,
+                py: ::pyo3::Python<'_>,
+                key: &::pyo3::Bound<'_, ::pyo3::PyAny>,
+                hash: u32,
+                value: &::pyo3::Bound<'_, ::pyo3::PyAny>,
+            ) -> ::pyo3::PyResult<()> {
+                match self {
+                    $(Self::$class(c) => <_ as $trait>::store(c.get().core(), py, key, hash, value),)+
+                }
+            }
+
+            pub fn clone_ref(&self, py: ::pyo3::Python<'_>) -> Self {
+                match self {
+                    $(Self::$class(c) => Self::$class(c.clone_ref(py)),)+
                 }
             }
         }

@@ -52,6 +52,9 @@ pub enum CopyLevel {
 }
 
 pub struct Memo {
+    /// Set at construction when the common case applies (a native cache, the default key
+    /// maker, `self` in the key): calls without keywords then take `call_fast`.
+    pub fast: Option<NativeCache>,
     pub func: Py<PyAny>,
     pub source: Source,
     pub key_maker: KeyMaker,
@@ -81,7 +84,7 @@ impl Target<'_, '_> {
     fn lookup(&self, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>> {
         let py = key.py();
         match self {
-            Target::Native(cache) => cache.memo().lookup(py, key, hash),
+            Target::Native(cache) => cache.lookup(py, key, hash),
             // Only `KeyError` counts as a miss; other lookup errors propagate.
             Target::Python(cache) => match cache.get_item(key) {
                 Ok(v) => Ok(Some(v.unbind())),
@@ -93,7 +96,7 @@ impl Target<'_, '_> {
 
     fn store(&self, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {
         match self {
-            Target::Native(cache) => cache.memo().store(key.py(), key, hash, value),
+            Target::Native(cache) => cache.store(key.py(), key, hash, value),
             Target::Python(cache) => cache.set_item(key, value),
         }
     }
@@ -189,25 +192,29 @@ impl Memo {
             CopyLevel::Never => Ok(value),
             CopyLevel::Always => Ok(copy_function(py)?.call1((v,))?.unbind()),
             CopyLevel::Containers => {
-                if let Ok(d) = v.cast_exact::<PyDict>() {
-                    Ok(d.copy()?.into_any().unbind())
-                } else if let Ok(l) = v.cast_exact::<PyList>() {
-                    Ok(l.get_slice(0, l.len()).into_any().unbind())
-                } else if v.is_exact_instance_of::<PySet>() {
-                    Ok(v.call_method0(intern!(py, "copy"))?.unbind())
-                } else {
-                    Ok(value)
+                if !(v.is_exact_instance_of::<PyDict>()
+                    || v.is_exact_instance_of::<PyList>()
+                    || v.is_exact_instance_of::<PySet>())
+                {
+                    return Ok(value);
                 }
+                if let Ok(l) = v.cast_exact::<PyList>() {
+                    return Ok(l.get_slice(0, l.len()).into_any().unbind());
+                }
+                // `dict.copy()` and `set.copy()`: shallow copies of the exact types.
+                Ok(v.call_method0(intern!(py, "copy"))?.unbind())
             }
         }
     }
 
+    #[inline]
     fn count(&self, event: u8) {
         let counter = if event == EVENT_HIT { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Calls the callback, if any; returns what it returned.
+    #[inline]
     fn notify<'py>(
         &self,
         py: Python<'py>,
@@ -223,7 +230,37 @@ impl Memo {
     // ---- sync ----
 
     /// One call of a decorated sync function.
+    #[inline]
     pub fn call(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        match (&self.fast, kwargs) {
+            (Some(cache), None) => self.call_fast(py, cache, args),
+            _ => self.call_general(py, args, kwargs),
+        }
+    }
+
+    /// The common case, like CPython's `lru_cache`: the key is the argument tuple itself, or
+    /// its only item when that is an exact `int` or `str`.
+    #[inline]
+    fn call_fast(&self, py: Python<'_>, cache: &NativeCache, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+        let key = make_key(args, None, FastTypes::IntStr)?;
+        let hash = hash_key(&key)?;
+        let done = match cache.lookup(py, &key, hash)? {
+            Some(value) => Done { event: EVENT_HIT, value },
+            None => self.miss(py, &Target::Native(cache), args, None, &key, hash)?,
+        };
+        self.count(done.event);
+        if self.callback.is_some() {
+            self.notify(py, &done, &key)?;
+        }
+        self.copy_out(py, done.value)
+    }
+
+    fn call_general(
         &self,
         py: Python<'_>,
         args: &Bound<'_, PyTuple>,

@@ -130,7 +130,14 @@ impl Decorator {
         }
         let source = self.source(py)?;
         let factory = matches!(source, Source::Factory(_));
+        let fast = match (&source, self.key_maker(py)) {
+            (Source::Fixed { native: Some(native), .. }, KeyMaker::Default) if !self.method => {
+                Some(native.clone_ref(py))
+            }
+            _ => None,
+        };
         let memo = Memo {
+            fast,
             func: func.clone().unbind(),
             source,
             key_maker: self.key_maker(py),
