@@ -578,7 +578,7 @@ impl<P: Policy> CacheCore<P> {
                 return Err(PyValueError::new_err("state holds a duplicate key"));
             }
         }
-        if !trash.entries.is_empty() {
+        if !trash.is_empty() {
             return Err(PyValueError::new_err("state does not fit the cache's limits"));
         }
         Ok(store)

@@ -18,21 +18,42 @@ use crate::policy::{Fix, NewMeta, Policy};
 /// `maxsize`/`maxmemory` of 0 mean "no limit", reported as `sys.maxsize`.
 pub const UNLIMITED: usize = isize::MAX as usize;
 
-/// Objects removed under the lock, dropped by the caller after unlocking.
+/// Objects removed under the lock, dropped by the caller after unlocking. Most operations
+/// remove at most one entry, which is kept inline: no heap allocation on the hot path.
 #[derive(Default)]
 pub struct Trash {
-    pub entries: Vec<Entry>,
-    pub values: Vec<Py<PyAny>>,
+    first: Option<Entry>,
+    entries: Vec<Entry>,
+    values: Vec<Py<PyAny>>,
 }
 
 impl Trash {
     #[inline]
     pub fn push(&mut self, entry: Entry) {
-        self.entries.push(entry);
+        if self.first.is_none() {
+            self.first = Some(entry);
+        } else {
+            self.entries.push(entry);
+        }
     }
+
     #[inline]
     pub fn push_value(&mut self, value: Py<PyAny>) {
         self.values.push(value);
+    }
+
+    /// Room for a bulk removal (`clear`).
+    pub fn bulk(&mut self) -> &mut Vec<Entry> {
+        &mut self.entries
+    }
+
+    /// How many entries were removed.
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -445,7 +466,7 @@ impl<P: Policy> Store<P> {
     }
 
     pub fn clear(&mut self, reuse: bool, trash: &mut Trash) {
-        self.policy.clear(&mut trash.entries);
+        self.policy.clear(trash.bulk());
         self.table.clear();
         self.big_sizes.clear();
         if !reuse {
@@ -575,7 +596,7 @@ mod tests {
         let probe = Probe { key: &key, hash: hash_key(&key).unwrap() };
         let mut trash = Trash::default();
         s.insert(py, &probe, key.clone().unbind(), 1, meta, &mut trash).unwrap();
-        trash.entries.len()
+        trash.len()
     }
 
     fn hit<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64) -> bool {

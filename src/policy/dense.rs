@@ -1,6 +1,6 @@
-//! Dense storage: entries packed in a `Vec`, a removal fills the hole with the last entry.
-//! Used by `Cache` and `RRCache` directly (`Unordered`) and by LRU/LFU/VTTL underneath their
-//! ordering structures.
+//! Dense storage: entries packed in a `Vec`, a removal fills the hole with the last entry
+//! (which changes that entry's id). Used by `Cache` and `RRCache` (`Unordered`): RR needs the
+//! density to draw a victim uniformly in O(1).
 
 use std::collections::TryReserveError;
 
@@ -113,7 +113,6 @@ macro_rules! dense_storage {
         }
     };
 }
-pub(crate) use dense_storage;
 
 #[allow(clippy::cast_possible_truncation)]
 impl<const RANDOM: bool> Policy for Unordered<RANDOM> {

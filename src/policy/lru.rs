@@ -1,10 +1,11 @@
-//! LRU: a doubly linked list threaded through the dense slots by id, head = least recently used.
+//! LRU: a doubly linked list threaded through the slab by id, head = least recently used.
 
 use std::collections::TryReserveError;
 
 use pyo3::Python;
 
-use super::dense::{dense_storage, resolve_index, Dense};
+use super::dense::resolve_index;
+use super::slab::{slab_storage, Slab};
 use super::{Fix, NewMeta, Policy};
 use crate::entry::{Entry, Slot};
 
@@ -17,26 +18,26 @@ pub struct Links {
 }
 
 pub struct Lru {
-    pub dense: Dense<Links>,
+    pub slab: Slab<Links>,
     head: u32,
     tail: u32,
 }
 
 impl Default for Lru {
     fn default() -> Self {
-        Self { dense: Dense::default(), head: NIL, tail: NIL }
+        Self { slab: Slab::default(), head: NIL, tail: NIL }
     }
 }
 
 impl Lru {
     #[inline]
     fn links(&mut self, id: u32) -> &mut Links {
-        &mut self.dense.slots[id as usize].meta
+        &mut self.slab.get_mut(id).meta
     }
 
     #[inline]
     fn unlink(&mut self, id: u32) {
-        let Links { prev, next } = self.dense.slots[id as usize].meta;
+        let Links { prev, next } = self.slab.get(id).meta;
         if prev == NIL {
             self.head = next;
         } else {
@@ -75,31 +76,17 @@ impl Policy for Lru {
     /// The next id to yield.
     type Cursor = u32;
 
-    dense_storage!();
+    slab_storage!();
 
     fn push(&mut self, entry: Entry, _meta: NewMeta, _now: f64) -> u32 {
-        let id = self.dense.push(entry, Links { prev: NIL, next: NIL });
+        let id = self.slab.push(entry, Links { prev: NIL, next: NIL });
         self.link_tail(id);
         id
     }
 
     fn take(&mut self, id: u32) -> (Slot<Links>, Fix) {
         self.unlink(id);
-        let (slot, moved) = self.dense.swap_remove(id);
-        let Some(from) = moved else { return (slot, Fix::None) };
-        // The last slot now lives at `id`: repoint its neighbours.
-        let Links { prev, next } = self.dense.slots[id as usize].meta;
-        if prev == NIL {
-            self.head = id;
-        } else {
-            self.links(prev).next = id;
-        }
-        if next == NIL {
-            self.tail = id;
-        } else {
-            self.links(next).prev = id;
-        }
-        (slot, Fix::Moved { from, to: id })
+        (self.slab.take(id), Fix::None)
     }
 
     #[inline]
@@ -117,19 +104,19 @@ impl Policy for Lru {
         (self.head != NIL).then_some(self.head)
     }
     fn clear(&mut self, out: &mut Vec<Entry>) {
-        self.dense.drain_into(out);
+        self.slab.drain_into(out);
         self.head = NIL;
         self.tail = NIL;
     }
     fn shrink_to_fit(&mut self) -> Fix {
-        self.dense.slots.shrink_to_fit();
+        self.slab.shrink_to_fit();
         Fix::None
     }
     fn allocated_bytes(&self) -> usize {
-        self.dense.allocated_bytes()
+        self.slab.allocated_bytes()
     }
     fn duplicate(&self, py: Python<'_>) -> Self {
-        Self { dense: self.dense.duplicate(py), head: self.head, tail: self.tail }
+        Self { slab: self.slab.duplicate(py), head: self.head, tail: self.tail }
     }
     fn cursor(&self) -> u32 {
         self.head
@@ -137,23 +124,23 @@ impl Policy for Lru {
     fn advance(&self, cursor: &mut u32) -> Option<u32> {
         let id = *cursor;
         (id != NIL).then(|| {
-            *cursor = self.dense.slots[id as usize].meta.next;
+            *cursor = self.slab.get(id).meta.next;
             id
         })
     }
     fn nth(&self, n: isize) -> Option<u32> {
-        let len = self.dense.slots.len();
+        let len = self.slab.len();
         let i = resolve_index(n, len)?;
         let mut id;
         if i < len / 2 {
             id = self.head;
             for _ in 0..i {
-                id = self.dense.slots[id as usize].meta.next;
+                id = self.slab.get(id).meta.next;
             }
         } else {
             id = self.tail;
             for _ in 0..(len - 1 - i) {
-                id = self.dense.slots[id as usize].meta.prev;
+                id = self.slab.get(id).meta.prev;
             }
         }
         Some(id)

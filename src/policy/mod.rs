@@ -9,6 +9,7 @@
 mod dense;
 mod lru;
 mod ring;
+mod slab;
 mod sorted;
 mod ttl;
 

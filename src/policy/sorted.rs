@@ -21,7 +21,7 @@ use std::ops::Bound;
 
 use pyo3::Python;
 
-use super::dense::{dense_storage, Dense};
+use super::slab::{slab_storage, Slab};
 use super::{Fix, NewMeta, Policy};
 use crate::entry::{Entry, Slot};
 
@@ -68,16 +68,16 @@ impl Default for SortedSeq {
     }
 }
 
-type Slots = [Slot<SortMeta>];
+type Slots = Slab<SortMeta>;
 
 impl SortedSeq {
     fn append(&mut self, id: u32, slots: &mut Slots, key: u64) {
-        slots[id as usize].meta = SortMeta { cur: key, key, seq: UNPLACED };
+        slots.get_mut(id).meta = SortMeta { cur: key, key, seq: UNPLACED };
         self.pending.push(id);
     }
 
     fn change(&mut self, id: u32, slots: &mut Slots, key: u64) {
-        let m = &mut slots[id as usize].meta;
+        let m = &mut slots.get_mut(id).meta;
         if m.seq != UNPLACED && m.cur == m.key && key != m.key {
             self.dirty.push(id);
         }
@@ -85,7 +85,7 @@ impl SortedSeq {
     }
 
     fn place(&mut self, id: u32, slots: &mut Slots, seq: i64) {
-        let m = &mut slots[id as usize].meta;
+        let m = &mut slots.get_mut(id).meta;
         m.key = m.cur;
         m.seq = seq;
         self.map.insert((m.cur, seq), id);
@@ -99,7 +99,7 @@ impl SortedSeq {
             .dirty
             .drain(..)
             .filter_map(|id| {
-                let m = slots[id as usize].meta;
+                let m = slots.get(id).meta;
                 (m.seq != UNPLACED && m.cur != m.key).then_some((m.key, m.seq, id))
             })
             .collect();
@@ -111,14 +111,14 @@ impl SortedSeq {
         // Up-movers go before the group, the smallest old position first: hand out decreasing
         // seqs from the largest old position down.
         for &(key, _, id) in movers.iter().rev() {
-            if slots[id as usize].meta.cur > key {
+            if slots.get(id).meta.cur > key {
                 let seq = self.front;
                 self.front -= 1;
                 self.place(id, slots, seq);
             }
         }
         for &(key, _, id) in &movers {
-            if slots[id as usize].meta.cur < key {
+            if slots.get(id).meta.cur < key {
                 let seq = self.back;
                 self.back += 1;
                 self.place(id, slots, seq);
@@ -135,36 +135,13 @@ impl SortedSeq {
     }
 
     fn remove(&mut self, id: u32, slots: &Slots) {
-        let m = slots[id as usize].meta;
+        let m = slots.get(id).meta;
         if m.seq == UNPLACED {
             self.pending.retain(|&x| x != id);
         } else {
             self.map.remove(&(m.key, m.seq));
             if m.cur != m.key {
                 self.dirty.retain(|&x| x != id);
-            }
-        }
-    }
-
-    /// The slot that had id `from` now has id `to`.
-    fn relocate(&mut self, from: u32, to: u32, slots: &Slots) {
-        let m = slots[to as usize].meta;
-        if m.seq == UNPLACED {
-            for x in &mut self.pending {
-                if *x == from {
-                    *x = to;
-                }
-            }
-        } else {
-            if let Some(v) = self.map.get_mut(&(m.key, m.seq)) {
-                *v = to;
-            }
-            if m.cur != m.key {
-                for x in &mut self.dirty {
-                    if *x == from {
-                        *x = to;
-                    }
-                }
             }
         }
     }
@@ -177,7 +154,7 @@ impl SortedSeq {
             .map
             .range(..(limit, i64::MIN))
             .filter(|(_, &id)| {
-                let m = slots[id as usize].meta;
+                let m = slots.get(id).meta;
                 m.cur == m.key
             })
             .count();
@@ -186,14 +163,14 @@ impl SortedSeq {
             .iter()
             .copied()
             .filter(|&id| {
-                let m = slots[id as usize].meta;
+                let m = slots.get(id).meta;
                 m.seq != UNPLACED && m.cur != m.key
             })
             .collect();
         changed.sort_unstable();
         changed.dedup();
-        let moved = changed.iter().filter(|&&id| slots[id as usize].meta.cur < limit).count();
-        let appended = self.pending.iter().filter(|&&id| slots[id as usize].meta.cur < limit).count();
+        let moved = changed.iter().filter(|&&id| slots.get(id).meta.cur < limit).count();
+        let appended = self.pending.iter().filter(|&&id| slots.get(id).meta.cur < limit).count();
         placed + moved + appended
     }
 
@@ -210,7 +187,7 @@ impl SortedSeq {
 /// `+inf` for entries that never expire, so they sort last).
 #[derive(Default)]
 pub struct Sorted<const BY_EXPIRY: bool> {
-    pub dense: Dense<SortMeta>,
+    pub slab: Slab<SortMeta>,
     seq: SortedSeq,
 }
 
@@ -242,42 +219,31 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
     const SWEEP_ON_LEN: bool = BY_EXPIRY;
     const FREQUENCY: bool = !BY_EXPIRY;
 
-    dense_storage!();
+    slab_storage!();
 
     fn push(&mut self, entry: Entry, meta: NewMeta, _now: f64) -> u32 {
         let key = Self::key_of(meta);
-        let id = self.dense.push(entry, SortMeta { cur: key, key, seq: UNPLACED });
-        self.seq.append(id, &mut self.dense.slots, key);
+        let id = self.slab.push(entry, SortMeta { cur: key, key, seq: UNPLACED });
+        self.seq.append(id, &mut self.slab, key);
         id
     }
 
     fn take(&mut self, id: u32) -> (Slot<SortMeta>, Fix) {
-        self.seq.remove(id, &self.dense.slots);
-        let (slot, moved) = self.dense.swap_remove(id);
-        match moved {
-            Some(from) => {
-                self.seq.relocate(from, id, &self.dense.slots);
-                (slot, Fix::Moved { from, to: id })
-            }
-            None => (slot, Fix::None),
-        }
+        self.seq.remove(id, &self.slab);
+        (self.slab.take(id), Fix::None)
     }
 
     #[inline]
     fn on_hit(&mut self, id: u32) {
         if !BY_EXPIRY {
-            let cur = self.dense.slots[id as usize].meta.cur;
-            self.seq.change(id, &mut self.dense.slots, cur.saturating_add(1));
+            let cur = self.slab.get(id).meta.cur;
+            self.seq.change(id, &mut self.slab, cur.saturating_add(1));
         }
     }
 
     fn on_replace(&mut self, id: u32, meta: NewMeta, _now: f64) -> Fix {
-        let key = if BY_EXPIRY {
-            order_key_f64(meta.expire_at)
-        } else {
-            self.dense.slots[id as usize].meta.cur.saturating_add(1)
-        };
-        self.seq.change(id, &mut self.dense.slots, key);
+        let key = if BY_EXPIRY { order_key_f64(meta.expire_at) } else { self.slab.get(id).meta.cur.saturating_add(1) };
+        self.seq.change(id, &mut self.slab, key);
         Fix::None
     }
 
@@ -287,19 +253,19 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
     }
 
     fn settle(&mut self) {
-        self.seq.settle(&mut self.dense.slots);
+        self.seq.settle(&mut self.slab);
     }
 
     fn expire_at(&self, id: u32) -> f64 {
         if BY_EXPIRY {
-            f64_from_order_key(self.dense.slots[id as usize].meta.cur)
+            f64_from_order_key(self.slab.get(id).meta.cur)
         } else {
             f64::INFINITY
         }
     }
 
     fn frequency(&self, id: u32) -> u64 {
-        self.dense.slots[id as usize].meta.cur
+        self.slab.get(id).meta.cur
     }
 
     fn next_expired(&mut self, now: f64) -> Option<u32> {
@@ -312,18 +278,18 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
 
     fn count_expired(&self, now: f64) -> usize {
         if BY_EXPIRY {
-            self.seq.count_below(order_key_f64(now), &self.dense.slots)
+            self.seq.count_below(order_key_f64(now), &self.slab)
         } else {
             0
         }
     }
 
     fn clear(&mut self, out: &mut Vec<Entry>) {
-        self.dense.drain_into(out);
+        self.slab.drain_into(out);
         self.seq.clear();
     }
     fn shrink_to_fit(&mut self) -> Fix {
-        self.dense.slots.shrink_to_fit();
+        self.slab.shrink_to_fit();
         self.seq.pending.shrink_to_fit();
         self.seq.dirty.shrink_to_fit();
         Fix::None
@@ -331,11 +297,10 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
     fn allocated_bytes(&self) -> usize {
         // A B-tree node holds up to 11 (key, id) pairs plus ~16 bytes of bookkeeping; count it
         // per slot the storage has room for, so `clear(reuse=True)` keeps the figure.
-        self.dense.slots.capacity()
-            * (std::mem::size_of::<Slot<SortMeta>>() + std::mem::size_of::<((u64, i64), u32)>() + 4)
+        self.slab.capacity() * (std::mem::size_of::<Slot<SortMeta>>() + std::mem::size_of::<((u64, i64), u32)>() + 4)
     }
     fn duplicate(&self, py: Python<'_>) -> Self {
-        Self { dense: self.dense.duplicate(py), seq: self.seq.clone() }
+        Self { slab: self.slab.duplicate(py), seq: self.seq.clone() }
     }
     fn cursor(&self) -> Self::Cursor {
         None
