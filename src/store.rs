@@ -189,30 +189,28 @@ impl<P: Policy> Store<P> {
     }
 
     /// Finds the id of `probe`'s key. Only a key's `__eq__` can run here; its errors propagate.
+    ///
+    /// Walks the candidate buckets itself (`iter_hash_buckets`) rather than using
+    /// `HashTable::find`, whose comparison goes through a `dyn FnMut` call per candidate.
     #[inline(always)]
     pub fn find(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<u32>> {
-        let mut error = None;
-        let policy = &self.policy;
-        let found = self.table.find(table_hash(probe.hash), |&id| {
-            if error.is_some() {
-                return false;
-            }
-            let entry = &policy.slot(id).entry;
+        for bucket in self.table.iter_hash_buckets(table_hash(probe.hash)) {
+            let Some(&id) = self.table.get_bucket(bucket) else { continue };
+            let entry = &self.policy.slot(id).entry;
             if entry.hash != probe.hash {
-                return false;
+                continue;
             }
-            if entry.key.as_ptr() == probe.key.as_ptr() {
-                return true;
+            if entry.key.as_ptr() == probe.key.as_ptr() || entry.key.bind(py).eq(probe.key)? {
+                return Ok(Some(id));
             }
-            entry.key.bind(py).eq(probe.key).unwrap_or_else(|e| {
-                error = Some(e);
-                false
-            })
-        });
-        match error {
-            Some(e) => Err(e),
-            None => Ok(found.copied()),
         }
+        Ok(None)
+    }
+
+    /// The table bucket that holds `id` (whose entry has folded hash `hash`).
+    #[inline]
+    fn bucket_of(&self, hash: u32, id: u32) -> Option<usize> {
+        self.table.iter_hash_buckets(table_hash(hash)).find(|&b| self.table.get_bucket(b) == Some(&id))
     }
 
     /// The id of a live entry for `probe`, if any.
@@ -227,8 +225,8 @@ impl<P: Policy> Store<P> {
             Fix::Moved { from, to } => {
                 if from != to {
                     self.generation += 1;
-                    let hash = table_hash(self.policy.slot(to).entry.hash);
-                    if let Some(slot) = self.table.find_mut(hash, |&x| x == from) {
+                    let hash = self.policy.slot(to).entry.hash;
+                    if let Some(slot) = self.bucket_of(hash, from).and_then(|b| self.table.get_bucket_mut(b)) {
                         *slot = to;
                     }
                 }
@@ -247,9 +245,9 @@ impl<P: Policy> Store<P> {
 
     /// Removes entry `id` and returns it.
     pub fn remove_id(&mut self, id: u32) -> Entry {
-        let hash = table_hash(self.policy.slot(id).entry.hash);
-        if let Ok(found) = self.table.find_entry(hash, |&x| x == id) {
-            found.remove();
+        let hash = self.policy.slot(id).entry.hash;
+        if let Some(entry) = self.bucket_of(hash, id).and_then(|b| self.table.get_bucket_entry(b).ok()) {
+            entry.remove();
         }
         let (slot, fix) = self.policy.take(id);
         self.apply_fix(fix);

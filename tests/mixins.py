@@ -56,9 +56,10 @@ class Sized:
         return f"Sized({self.size})"
 
 
-def entry(size):
-    """A value that makes an entry with an int key weigh exactly ``size`` bytes."""
-    return Sized(size - 28)
+def entry(size, key=1):
+    """A value that makes an entry with int key ``key`` weigh exactly ``size`` bytes (the size
+    of an int depends on the Python version: ``(0).__sizeof__()`` is 24 before 3.12)."""
+    return Sized(size - key.__sizeof__())
 
 
 class BadSizeof:
@@ -509,21 +510,21 @@ class SizeMixin(CacheHarness):
     def test_maxmemory_bounds_new_keys(self):
         cache = self.make(0, maxmemory=300)
         for key in range(3):
-            cache[key] = entry(100)
+            cache[key] = entry(100, key)
         if not self.EVICTS:
             with pytest.raises(OverflowError, match=f"^{BOUND}$"):
-                cache[3] = entry(100)
+                cache[3] = entry(100, 3)
             assert self.seq(cache.keys()) == self.seq([0, 1, 2])
             return
-        cache[3] = entry(100)
+        cache[3] = entry(100, 3)
         assert (len(cache), cache.memory()) == (3, 300)
         assert 3 in cache
-        cache[4] = entry(250)  # needs two victims
+        cache[4] = entry(250, 4)  # needs two victims
         assert (len(cache), cache.memory()) == (1, 250)
         assert list(cache.keys()) == [4]
         if self.OLDEST_FIRST:
-            cache = self.make(0, {k: entry(100) for k in range(3)}, maxmemory=300)
-            cache[3] = entry(100)
+            cache = self.make(0, {k: entry(100, k) for k in range(3)}, maxmemory=300)
+            cache[3] = entry(100, 3)
             assert self.seq(cache.keys()) == [1, 2, 3]
 
     def test_maxsize_bounds_new_keys(self):
@@ -543,15 +544,15 @@ class SizeMixin(CacheHarness):
             assert self.seq(cache.keys()) == [7, 8, 9]
 
     def test_update_existing_key_respects_maxmemory(self):
-        cache = self.make(0, {0: entry(100), 1: entry(100)}, maxmemory=300)
-        cache[0] = entry(200)  # exactly at the limit: always allowed
+        cache = self.make(0, {0: entry(100, 0), 1: entry(100)}, maxmemory=300)
+        cache[0] = entry(200, 0)  # exactly at the limit: always allowed
         assert cache.memory() == 300 and len(cache) == 2
         if not self.EVICTS:
             with pytest.raises(OverflowError, match=f"^{BOUND}$"):
-                cache[0] = entry(250)
-            assert cache[0].size == 172 and cache.memory() == 300
+                cache[0] = entry(250, 0)
+            assert cache[0].size == 200 - (0).__sizeof__() and cache.memory() == 300
             return
-        cache[0] = entry(250)
+        cache[0] = entry(250, 0)
         assert cache.memory() <= 300 and len(cache) == 1
         assert cache.memory() == sum(k.__sizeof__() + v.__sizeof__() for k, v in cache.items())
 

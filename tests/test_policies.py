@@ -326,8 +326,8 @@ class TestLRUCachePolicy:
         assert list(cache) == [2, 0, 3]
 
     def test_update_with_maxmemory_keeps_the_updated_key(self):
-        cache = LRUCache(0, {0: entry(100), 1: entry(100)}, maxmemory=300)
-        cache[0] = entry(250)
+        cache = LRUCache(0, {0: entry(100, 0), 1: entry(100)}, maxmemory=300)
+        cache[0] = entry(250, 0)
         assert list(cache) == [0] and cache.memory() == 250
 
     @pytest.mark.parametrize("how", sorted(CLONERS))
@@ -589,7 +589,7 @@ class TestTTLCachePolicy(FirstLastChecks):
         assert list(cache) == [1, 0]
 
     def test_memory_counts_expired_until_swept(self):
-        cache = self.make(0, {0: 0, 1: 1})
+        cache = self.make(0, {1: 1, 3: 3})
         advance(11)
         assert cache.memory() == 2 * INT_ENTRY
         cache[2] = 2  # inserting a new key sweeps every expired entry
@@ -854,7 +854,7 @@ class TestVTTLCachePolicy:
 
     def test_len_sweeps(self):
         cache = VTTLCache(0)
-        cache.insert(0, 0, 10)
+        cache.insert(2, 2, 10)
         cache[1] = 1
         advance(11)
         assert cache.memory() == 2 * INT_ENTRY

@@ -38,6 +38,12 @@ impl Lru {
     #[inline]
     fn unlink(&mut self, id: u32) {
         let Links { prev, next } = self.slab.get(id).meta;
+        self.bridge(prev, next);
+    }
+
+    /// Joins `prev` and `next` (either may be the list's end).
+    #[inline]
+    fn bridge(&mut self, prev: u32, next: u32) {
         if prev == NIL {
             self.head = next;
         } else {
@@ -62,12 +68,26 @@ impl Lru {
         self.tail = id;
     }
 
+    /// A use: `id` becomes the most recently used. Reads `id`'s links once and writes each
+    /// touched node once.
     #[inline]
     fn move_to_tail(&mut self, id: u32) {
-        if self.tail != id {
-            self.unlink(id);
-            self.link_tail(id);
+        let tail = self.tail;
+        if tail == id {
+            return;
         }
+        let links = self.links(id);
+        let Links { prev, next } = *links;
+        *links = Links { prev: tail, next: NIL };
+        // `id` is not the tail, so it has a successor.
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.links(prev).next = next;
+        }
+        self.links(next).prev = prev;
+        self.links(tail).next = id;
+        self.tail = id;
     }
 }
 
