@@ -1,7 +1,8 @@
-"""`make demo`: the caches (and, once built, the decorators) at work, side by side with functools."""
+"""`make demo`: the caches and the decorators at work, with a timing next to functools.lru_cache."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import timeit
 
@@ -54,27 +55,55 @@ def show_caches() -> None:
     print(f"maxmemory=600 keeps {len(limited)} entries using {limited.memory()} bytes")
 
 
+def show_decorators() -> None:
+    section("Memoizing decorators")
+
+    @cachebox.cached(cachebox.LRUCache(maxsize=128))
+    def fib(n: int) -> int:
+        return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+    print(f"fib(80) = {fib(80)}")
+    print(f"fib.cache_info() = {fib.cache_info()}")
+
+    calls = []
+
+    @cachebox.cached(cachebox.TTLCache(100, ttl=30))
+    async def fetch(url: str) -> str:
+        calls.append(url)
+        await asyncio.sleep(0.01)
+        return f"<page {url}>"
+
+    async def crowd() -> list:
+        # Ten concurrent misses of one key: the function runs once, everyone gets the result.
+        return await asyncio.gather(*(fetch("https://example.org") for _ in range(10)))
+
+    pages = asyncio.run(crowd())
+    print(f"10 concurrent awaits of one key: {len(set(pages))} distinct result, {len(calls)} call")
+
+
 def show_timing() -> None:
-    section("Timing: a memo table hit, cachebox.LRUCache vs functools.lru_cache")
-    cache = cachebox.LRUCache(1000)
+    section("Timing: memoized f(a, b) hits, cachebox.cached vs functools.lru_cache")
 
-    @functools.lru_cache(maxsize=1000)
-    def square(x: int) -> int:
-        return x * x
+    def plain(a: int, b: int) -> int:
+        return a + b
 
-    for i in range(1000):
-        cache[i] = i * i
-        square(i)
-    n = 200_000
-    ours = min(timeit.repeat("c[500]", globals={"c": cache}, number=n, repeat=5)) / n * 1e9
-    theirs = min(timeit.repeat("f(500)", globals={"f": square}, number=n, repeat=5)) / n * 1e9
-    print(f"  LRUCache[k]            {ours:7.1f} ns")
-    print(f"  lru_cache-wrapped f(k) {theirs:7.1f} ns")
+    ours = cachebox.cached(cachebox.LRUCache(10_000))(plain)
+    theirs = functools.lru_cache(maxsize=10_000)(plain)
+    args = [(10**6 + i, i) for i in range(1000)]
+    for a, b in args:
+        ours(a, b)
+        theirs(a, b)
+    loop = "for a, b in args: f(a, b)"
+    n = 200
+    for label, f in (("cachebox.cached(LRUCache)", ours), ("functools.lru_cache", theirs)):
+        best = min(timeit.repeat(loop, globals={"f": f, "args": args}, number=n, repeat=5))
+        print(f"  {label:26s} {best / (n * len(args)) * 1e9:7.1f} ns per call")
 
 
 def main() -> None:
     print(f"cachebox {cachebox.__version__}")
     show_caches()
+    show_decorators()
     show_timing()
 
 

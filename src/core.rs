@@ -20,7 +20,7 @@ use crate::convert::{entry_size, for_each_pair, hash_key};
 use crate::entry::Entry;
 use crate::policy::{NewMeta, Policy, Unordered};
 use crate::store::{Limits, Probe, Store, Trash, Walk};
-use crate::sync::{Guarded, Locked};
+use crate::sync::{Guarded, Locked, Owner};
 
 /// What an iterator yields.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -133,13 +133,13 @@ impl<P: Policy> CacheCore<P> {
     }
 
     #[inline]
-    fn probe<'a, 'py>(key: &'a Bound<'py, PyAny>) -> PyResult<Probe<'a, 'py>> {
-        Ok(Probe { key, hash: hash_key(key)? })
+    fn probe<'a, 'py>(&'a self, key: &'a Bound<'py, PyAny>) -> PyResult<Probe<'a, 'py>> {
+        Ok(Probe { key, hash: hash_key(key)?, owner: self.store.owner() })
     }
 
     #[inline]
     pub fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-        let probe = Self::probe(key)?;
+        let probe = self.probe(key)?;
         let mut store = self.lock(py)?;
         Ok(store.get(py, &probe)?.map(|v| v.clone_ref(py)))
     }
@@ -151,13 +151,13 @@ impl<P: Policy> CacheCore<P> {
 
     #[inline]
     pub fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let probe = Self::probe(key)?;
+        let probe = self.probe(key)?;
         let mut store = self.lock(py)?;
         Ok(store.get(py, &probe)?.is_some())
     }
 
     pub fn peek(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyAny>, f64)>> {
-        let probe = Self::probe(key)?;
+        let probe = self.probe(key)?;
         let store = self.lock(py)?;
         Ok(store.peek(py, &probe)?.map(|(v, at)| (v.clone_ref(py), at)))
     }
@@ -181,7 +181,7 @@ impl<P: Policy> CacheCore<P> {
         value: &Bound<'_, PyAny>,
         meta: NewMeta,
     ) -> PyResult<Option<Py<PyAny>>> {
-        let probe = Self::probe(key)?;
+        let probe = self.probe(key)?;
         let size = entry_size(key, value)?;
         let mut trash = Trash::default();
         let replaced = {
@@ -199,7 +199,7 @@ impl<P: Policy> CacheCore<P> {
         default: &Bound<'_, PyAny>,
         meta: NewMeta,
     ) -> PyResult<Py<PyAny>> {
-        let probe = Self::probe(key)?;
+        let probe = self.probe(key)?;
         // Sizes are only needed when the key is missing; look first so that a hit never calls
         // `__sizeof__` on the default.
         {
@@ -221,7 +221,7 @@ impl<P: Policy> CacheCore<P> {
     }
 
     pub fn pop(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Entry>> {
-        let probe = Self::probe(key)?;
+        let probe = self.probe(key)?;
         let mut store = self.lock(py)?;
         store.pop(py, &probe)
     }
@@ -233,7 +233,7 @@ impl<P: Policy> CacheCore<P> {
         key: &Bound<'_, PyAny>,
         default: Py<PyAny>,
     ) -> PyResult<(Py<PyAny>, f64)> {
-        let probe = Self::probe(key)?;
+        let probe = self.probe(key)?;
         let now = clock::now();
         let popped = {
             let mut store = self.lock(py)?;
@@ -463,7 +463,7 @@ impl<P: Policy> CacheCore<P> {
             let now = Store::<P>::now();
             let mut theirs = Vec::with_capacity(len);
             for (item, &hash) in mine.iter().zip(&hashes) {
-                let probe = Probe { key: item.key.bind(py), hash };
+                let probe = Probe { key: item.key.bind(py), hash, owner: other.store.owner() };
                 match store.find_live(py, &probe, now)? {
                     Some(id) => theirs.push(store.entry(id).value.clone_ref(py)),
                     None => return Ok(false),
@@ -572,7 +572,7 @@ impl<P: Policy> CacheCore<P> {
             if meta.expire_at < now {
                 continue;
             }
-            let probe = Self::probe(&key)?;
+            let probe = Probe { key: &key, hash: hash_key(&key)?, owner: &Owner::default() };
             let size = entry_size(&key, &value)?;
             if store.insert(py, &probe, value.unbind(), size, meta, &mut trash)?.is_some() {
                 return Err(PyValueError::new_err("state holds a duplicate key"));
@@ -734,13 +734,13 @@ pub trait MemoCache: Send + Sync {
 impl<P: Policy> MemoCache for CacheCore<P> {
     #[inline]
     fn lookup(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>> {
-        let probe = Probe { key, hash };
+        let probe = Probe { key, hash, owner: self.store.owner() };
         let mut store = self.lock(py)?;
         Ok(store.get(py, &probe)?.map(|v| v.clone_ref(py)))
     }
 
     fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let probe = Probe { key, hash };
+        let probe = Probe { key, hash, owner: self.store.owner() };
         let size = entry_size(key, value)?;
         let mut trash = Trash::default();
         let replaced = {

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use crate::clock;
 use crate::entry::{table_hash, Entry, BIG_SIZE};
 use crate::policy::{Fix, NewMeta, Policy};
+use crate::sync::Owner;
 
 /// `maxsize`/`maxmemory` of 0 mean "no limit", reported as `sys.maxsize`.
 pub const UNLIMITED: usize = isize::MAX as usize;
@@ -75,10 +76,12 @@ impl Limits {
     }
 }
 
-/// A key as probed: the object plus its folded hash.
+/// A key as probed: the object, its folded hash, and the owner marker of the lock held while
+/// probing (the probe marks it before running the key's `__eq__`).
 pub struct Probe<'a, 'py> {
     pub key: &'a Bound<'py, PyAny>,
     pub hash: u32,
+    pub owner: &'a Owner,
 }
 
 pub struct Store<P: Policy> {
@@ -200,7 +203,11 @@ impl<P: Policy> Store<P> {
             if entry.hash != probe.hash {
                 continue;
             }
-            if entry.key.as_ptr() == probe.key.as_ptr() || entry.key.bind(py).eq(probe.key)? {
+            if entry.key.as_ptr() == probe.key.as_ptr() {
+                return Ok(Some(id));
+            }
+            probe.owner.mark();
+            if entry.key.bind(py).eq(probe.key)? {
                 return Ok(Some(id));
             }
         }
@@ -591,7 +598,7 @@ mod tests {
     /// Inserts int keys with unit sizes; returns the trash count.
     fn put<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64, meta: NewMeta) -> usize {
         let key = PyInt::new(py, k).into_any();
-        let probe = Probe { key: &key, hash: hash_key(&key).unwrap() };
+        let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
         let mut trash = Trash::default();
         s.insert(py, &probe, key.clone().unbind(), 1, meta, &mut trash).unwrap();
         trash.len()
@@ -599,13 +606,13 @@ mod tests {
 
     fn hit<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64) -> bool {
         let key = PyInt::new(py, k).into_any();
-        let probe = Probe { key: &key, hash: hash_key(&key).unwrap() };
+        let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
         s.get(py, &probe).unwrap().is_some()
     }
 
     fn del<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64) -> bool {
         let key = PyInt::new(py, k).into_any();
-        let probe = Probe { key: &key, hash: hash_key(&key).unwrap() };
+        let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
         s.pop(py, &probe).unwrap().is_some()
     }
 
@@ -745,7 +752,7 @@ mod tests {
         Python::attach(|py| {
             let mut s = store::<Lru>(0);
             let key = PyInt::new(py, 7).into_any();
-            let probe = Probe { key: &key, hash: hash_key(&key).unwrap() };
+            let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
             let big = (u32::MAX as usize) * 3;
             let mut trash = Trash::default();
             s.insert(py, &probe, key.clone().unbind(), big, NewMeta::default(), &mut trash).unwrap();

@@ -3,16 +3,19 @@
 //! Why not a plain `parking_lot::Mutex`:
 //! - A key's `__eq__` runs while the lock is held. If it (or a `__del__`, or a GC pass it
 //!   triggers) calls back into the *same* cache on the *same* thread, a plain mutex deadlocks.
-//!   We record the owning thread and turn that re-entry into `RuntimeError`.
+//!   Whoever is about to run Python under the lock first records its thread as the owner
+//!   (`Owner::mark`), and a failed acquisition by that same thread becomes `RuntimeError`.
+//!   Marking only then keeps thread-local lookups off the fast path: an operation that runs no
+//!   Python under the lock cannot be re-entered, so it needs no owner.
 //! - A thread that blocks on the lock must not keep the interpreter attached (with the GIL, the
 //!   owner may be waiting for it inside `__eq__`), so the slow path uses `lock_py_attached`,
 //!   which detaches while it waits.
 //!
 //! Free-threading: all cache state lives behind this mutex; the owner word is only ever
-//! compared against the *current* thread's own id, so a stale value written by another thread
-//! can never produce a false positive, and `Relaxed` ordering is enough for it.
+//! compared against the *current* thread's own id, and is reset before the mutex is released,
+//! so a stale value can never produce a false positive; `Relaxed` ordering is enough for it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 use pyo3::exceptions::PyRuntimeError;
@@ -31,27 +34,56 @@ pub fn thread_id() -> usize {
 
 pub struct Guarded<T> {
     mutex: Mutex<T>,
-    owner: AtomicUsize,
+    owner: Owner,
+}
+
+/// The thread that holds a `Guarded` lock *and* may run Python under it (0: none).
+#[derive(Default)]
+pub struct Owner(AtomicUsize);
+
+impl Owner {
+    /// Records the current thread as the lock's owner: call before running Python code while
+    /// holding the lock.
+    #[inline]
+    pub fn mark(&self) {
+        self.0.store(thread_id(), Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn is_current(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == thread_id()
+    }
+
+    #[inline]
+    fn clear(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
 }
 
 pub struct Locked<'a, T> {
     guard: MutexGuard<'a, T>,
-    owner: &'a AtomicUsize,
+    owner: &'a Owner,
 }
 
 impl<T> Guarded<T> {
     pub fn new(value: T) -> Self {
-        Self { mutex: Mutex::new(value), owner: AtomicUsize::new(0) }
+        Self { mutex: Mutex::new(value), owner: Owner::default() }
     }
 
-    /// Locks for a cache operation. Same-thread re-entry raises `RuntimeError`.
+    /// The owner marker, for code that runs Python under this lock (`Owner::mark`).
+    #[inline]
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// Locks for an operation. Same-thread re-entry from Python code run under the lock (whose
+    /// caller marked the owner) raises `RuntimeError`.
     #[inline]
     pub fn lock(&self, py: Python<'_>) -> PyResult<Locked<'_, T>> {
-        let me = thread_id();
         let guard = match self.mutex.try_lock() {
             Some(guard) => guard,
             None => {
-                if self.owner.load(Ordering::Relaxed) == me {
+                if self.owner.is_current() {
                     return Err(PyRuntimeError::new_err(
                         "cache re-entered while it is busy (from __eq__, __del__ or a GC pass \
                          on the same thread); this operation is not allowed",
@@ -60,8 +92,14 @@ impl<T> Guarded<T> {
                 self.mutex.lock_py_attached(py)
             }
         };
-        self.owner.store(me, Ordering::Relaxed);
         Ok(Locked { guard, owner: &self.owner })
+    }
+
+    /// `lock`, for a holder that runs Python code throughout (marks the owner at once).
+    pub fn lock_marked(&self, py: Python<'_>) -> PyResult<Locked<'_, T>> {
+        let locked = self.lock(py)?;
+        self.owner.mark();
+        Ok(locked)
     }
 
     /// Never blocks: used by `__traverse__` and `__clear__`, which must not wait.
@@ -80,7 +118,7 @@ impl<T: Default> Default for Guarded<T> {
 impl<T> Drop for Locked<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.owner.store(0, Ordering::Relaxed);
+        self.owner.clear();
     }
 }
 
@@ -96,5 +134,31 @@ impl<T> std::ops::DerefMut for Locked<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         &mut self.guard
+    }
+}
+
+/// A statistics counter (decorator hits and misses), bumped only by threads attached to the
+/// interpreter.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn bump(&self) {
+        #[cfg(Py_GIL_DISABLED)]
+        self.0.fetch_add(1, Ordering::Relaxed);
+        // With the GIL, bumps are serialized by it: a plain load and store cannot lose one, and
+        // avoid a locked read-modify-write on every call.
+        #[cfg(not(Py_GIL_DISABLED))]
+        self.0.store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
     }
 }

@@ -5,7 +5,6 @@
 //! and only then (on a miss) runs the function, as CPython's `lru_cache` does. Concurrent
 //! misses of one key meet in `PendingMap` (stampede protection).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyAttributeError, PyException, PyKeyError, PyRuntimeError, PyStopIteration};
@@ -17,7 +16,7 @@ use super::keys::{make_key, make_typed_key, FastTypes};
 use super::pending::{Leader, Outcome, Pending, PendingMap, Role};
 use crate::classes::NativeCache;
 use crate::convert::hash_key;
-use crate::sync::thread_id;
+use crate::sync::{thread_id, Counter};
 
 pub const EVENT_MISS: u8 = 1;
 pub const EVENT_HIT: u8 = 2;
@@ -63,8 +62,8 @@ pub struct Memo {
     pub copy_level: CopyLevel,
     pub callback: Option<Py<PyAny>>,
     pub clear_reuse: bool,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
+    pub hits: Counter,
+    pub misses: Counter,
     pub pending: PendingMap,
 }
 
@@ -210,7 +209,7 @@ impl Memo {
     #[inline]
     fn count(&self, event: u8) {
         let counter = if event == EVENT_HIT { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.bump();
     }
 
     /// Calls the callback, if any; returns what it returned.

@@ -58,7 +58,8 @@ impl PendingMap {
     /// Joins the call in flight for `key`, or registers a new one led by `leader`.
     /// Re-entry by the leader itself (recursion with the same key) is a `RuntimeError`.
     pub fn join(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, leader: Leader) -> PyResult<Role> {
-        let mut calls = self.calls.lock(py)?;
+        // Keys' `__eq__` runs under this lock.
+        let mut calls = self.calls.lock_marked(py)?;
         let mut error = None;
         let found = calls
             .find(table_hash(hash), |p| {

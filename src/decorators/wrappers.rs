@@ -2,7 +2,6 @@
 //! `Decorator`; applying it gives a `CachedFunction`, the wrapper that replaces the user's
 //! function; calling the wrapper of a coroutine function gives a `CachedCall` awaitable.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -239,8 +238,8 @@ fn cache_info<'py>(wrapper: &Bound<'py, CachedFunction>) -> PyResult<Bound<'py, 
     let cache = cache.bind(py);
     let info = CACHE_INFO.get(py).ok_or_else(|| PyValueError::new_err("cachebox is not initialized"))?;
     info.bind(py).call1((
-        memo.hits.load(Ordering::Relaxed),
-        memo.misses.load(Ordering::Relaxed),
+        memo.hits.get(),
+        memo.misses.get(),
         cache.getattr(intern!(py, "maxsize"))?,
         cache.len()?,
         cache.call_method0(intern!(py, "memory"))?,
@@ -256,8 +255,8 @@ fn cache_clear(wrapper: &Bound<'_, CachedFunction>) -> PyResult<()> {
     let kwargs = PyDict::new(py);
     kwargs.set_item(intern!(py, "reuse"), memo.clear_reuse)?;
     cache.bind(py).call_method(intern!(py, "clear"), (), Some(&kwargs))?;
-    memo.hits.store(0, Ordering::Relaxed);
-    memo.misses.store(0, Ordering::Relaxed);
+    memo.hits.reset();
+    memo.misses.reset();
     memo.pending.clear(py)
 }
 
@@ -373,7 +372,8 @@ pub struct CachedCall {
 
 impl CachedCall {
     fn drive(&self, py: Python<'_>, input: Input) -> PyResult<Py<PyAny>> {
-        let step = self.call.lock(py)?.step(py, input)?;
+        // The user's coroutine runs under this lock.
+        let step = self.call.lock_marked(py)?.step(py, input)?;
         match step {
             Step::Yield(y) => Ok(y),
             Step::Return(v) => Err(pyo3::exceptions::PyStopIteration::new_err((v,))),
@@ -430,7 +430,7 @@ impl CachedCall {
     }
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.call.lock(py)?.close(py)
+        self.call.lock_marked(py)?.close(py)
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
