@@ -6,7 +6,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDelta, PyInt, PyTuple, PyType};
+use pyo3::types::{PyDateTime, PyDelta, PyFloat, PyInt, PyTuple, PyType};
 
 use crate::entry::fold_hash;
 
@@ -67,15 +67,17 @@ pub fn entry_size(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<
 /// Seconds from a number or `timedelta`; `datetime` too when `allow_datetime` (VTTL).
 fn seconds(value: &Bound<'_, PyAny>, allow_datetime: bool) -> PyResult<f64> {
     let py = value.py();
+    // The common case first: a float or an int.
+    if value.is_exact_instance_of::<PyFloat>() || value.is_exact_instance_of::<PyInt>() {
+        return value.extract::<f64>();
+    }
     if value.is_instance_of::<PyDelta>() {
         return value.call_method0(intern!(py, "total_seconds"))?.extract();
     }
-    if allow_datetime {
-        let datetime = py.import(intern!(py, "datetime"))?.getattr(intern!(py, "datetime"))?;
-        if value.is_instance(&datetime)? {
-            let now = datetime.call_method0(intern!(py, "now"))?;
-            return value.sub(now)?.call_method0(intern!(py, "total_seconds"))?.extract();
-        }
+    if allow_datetime && value.is_instance_of::<PyDateTime>() {
+        let now =
+            py.import(intern!(py, "datetime"))?.getattr(intern!(py, "datetime"))?.call_method0(intern!(py, "now"))?;
+        return value.sub(now)?.call_method0(intern!(py, "total_seconds"))?.extract();
     }
     value.extract::<f64>()
 }

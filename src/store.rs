@@ -285,6 +285,16 @@ impl<P: Policy> Store<P> {
     }
 }
 
+/// Entries a table with `buckets` buckets holds (hashbrown's load factor: 7/8, or one less
+/// than the bucket count for tiny tables).
+fn bucket_capacity(buckets: usize) -> usize {
+    if buckets < 8 {
+        buckets.saturating_sub(1)
+    } else {
+        buckets / 8 * 7
+    }
+}
+
 fn reserve_error(e: hashbrown::TryReserveError) -> PyErr {
     match e {
         hashbrown::TryReserveError::CapacityOverflow => PyOverflowError::new_err("capacity is too large"),
@@ -336,8 +346,25 @@ impl<P: Policy> Store<P> {
     /// allocation failure leaves the cache untouched. (Like upstream, the table can therefore
     /// grow one step even when this insert then evicts.)
     fn reserve_one(&mut self) -> PyResult<()> {
-        let policy = &self.policy;
-        self.table.try_reserve(1, |&id| table_hash(policy.slot(id).entry.hash)).map_err(reserve_error)?;
+        let len = self.table.len();
+        if len == self.table.capacity() && len > bucket_capacity(self.table.num_buckets()) / 2 {
+            // Full: grow to the size hashbrown would pick, but rebuild by walking the entries
+            // in storage order. hashbrown's own resize walks its buckets and asks for each
+            // entry's hash, a random read of the storage per entry: at a million entries that
+            // made filling a cache several times slower per insert than at ten thousand.
+            let mut table = HashTable::new();
+            table.try_reserve(len + 1, |_: &u32| 0).map_err(reserve_error)?;
+            let policy = &self.policy;
+            for id in policy.ids() {
+                let hash = table_hash(policy.slot(id).entry.hash);
+                table.insert_unique(hash, id, |_| 0);
+            }
+            self.table = table;
+        } else {
+            // Room left, or only tombstones to clear (an in-place rehash).
+            let policy = &self.policy;
+            self.table.try_reserve(1, |&id| table_hash(policy.slot(id).entry.hash)).map_err(reserve_error)?;
+        }
         self.policy.try_reserve(1).map_err(|_| PyMemoryError::new_err("cannot grow the cache"))
     }
 
