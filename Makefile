@@ -68,11 +68,11 @@ test-python: $(VPY) ## Build for and run pytest on every CPython 3.9-3.13 found 
 	done
 
 .PHONY: test
-test: lint test-rust typecheck test-python ## Every check: lints, Rust tests, stubs, pytest on each CPython
+test: lint test-rust typecheck test-python fuzz-smoke ## Every check: lints, Rust tests, stubs, pytest on each CPython, fuzz smoke
 
 .PHONY: clean
 clean: ## Remove build outputs and venvs
-	rm -rf target .build .venv .venvs .venv-typing
+	rm -rf target .build .venv .venvs .venv-typing .venv-fuzz .venv-bench .tools
 
 # Typing: the stubs in typings/ (shipped through the symlinks in cachebox/) checked against a
 # fresh wheel installed into a venv of its own, so the checkers never touch .venv.
@@ -99,3 +99,48 @@ typecheck: $(VPY) $(TYPING_PY) ## stubtest, mypy and pyright over the typed usag
 	$(TYPING_PY) tests/typing/usage.py
 	$(TYPING_PY) tests/typing/check_misuse.py
 	cd .build/typing && ../../$(TYPING_PY) -m mypy --config-file= --strict --no-incremental ../../tests/typing/usage.py
+
+.PHONY: bench
+bench: build ## Side-by-side benchmarks vs cachebox 6.2.10, functools, cachetools, lru-dict (BENCH_ARGS=--quick)
+	$(VPY) benches/run.py $(BENCH_ARGS)
+
+# Fuzzing: an atheris harness over the Python API (tests/fuzz/fuzz_api.py) and a cargo-fuzz
+# target over the store (tests/fuzz/rust). `make fuzz` runs both for FUZZ_SECONDS each with
+# libFuzzer; `make fuzz-smoke` (part of `make test`) drives the same targets with seeded random
+# inputs for FUZZ_SMOKE_SECONDS each, needing neither atheris nor libFuzzer.
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 30
+FUZZ_VENV := .venv-fuzz
+FUZZ_PY := $(FUZZ_VENV)/bin/python
+FUZZ_RUST := tests/fuzz/rust
+CARGO_FUZZ := $(abspath .tools)/bin/cargo-fuzz
+FUZZ_ENV := PYO3_PYTHON=$(abspath $(VPY)) CARGO_TARGET_DIR=$(abspath target/fuzz)
+
+$(FUZZ_PY):
+	$(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_PY) -m pip install $(PIP_FLAGS) --upgrade pip
+
+$(CARGO_FUZZ):
+	cargo install --locked --root $(abspath .tools) cargo-fuzz
+
+.PHONY: fuzz-wheel
+fuzz-wheel: $(VPY) $(FUZZ_PY)
+	rm -rf .build/fuzz
+	$(VENV)/bin/maturin build -q --profile ci -i $(FUZZ_PY) --out .build/fuzz --target-dir target/fuzz-py
+	$(FUZZ_PY) -m pip install $(PIP_FLAGS) --force-reinstall --no-deps .build/fuzz/*.whl
+
+.PHONY: fuzz-smoke
+fuzz-smoke: fuzz-wheel ## Both fuzz targets on seeded random inputs, FUZZ_SMOKE_SECONDS each
+	$(FUZZ_PY) tests/fuzz/fuzz_api.py --smoke $(FUZZ_SMOKE_SECONDS)
+	cd $(FUZZ_RUST) && $(FUZZ_ENV) cargo run -q --release --bin smoke -- $(FUZZ_SMOKE_SECONDS)
+
+.PHONY: fuzz
+fuzz: fuzz-wheel $(CARGO_FUZZ) ## atheris + cargo-fuzz (libFuzzer), FUZZ_SECONDS each
+	$(FUZZ_PY) -m pip install $(PIP_FLAGS) --only-binary=:all: atheris
+	mkdir -p target/fuzz-corpus/api target/fuzz-corpus/store target/fuzz-artifacts/api target/fuzz-artifacts/store
+	$(FUZZ_PY) tests/fuzz/fuzz_api.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(abspath target/fuzz-artifacts/api)/ target/fuzz-corpus/api
+	RUSTC_BOOTSTRAP=1 PYO3_PYTHON=$(abspath $(VPY)) $(CARGO_FUZZ) run --fuzz-dir $(FUZZ_RUST) \
+	  --target-dir $(abspath target/fuzz) --features libfuzzer store $(abspath target/fuzz-corpus/store) -- \
+	  -max_total_time=$(FUZZ_SECONDS) -detect_leaks=0 -print_final_stats=1 \
+	  -artifact_prefix=$(abspath target/fuzz-artifacts/store)/

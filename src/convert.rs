@@ -59,11 +59,6 @@ pub fn sizeof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     size.extract::<usize>()
 }
 
-#[inline]
-pub fn entry_size(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<usize> {
-    Ok(sizeof(key)?.saturating_add(sizeof(value)?))
-}
-
 /// Seconds from a number or `timedelta`; `datetime` too when `allow_datetime` (VTTL).
 fn seconds(value: &Bound<'_, PyAny>, allow_datetime: bool) -> PyResult<f64> {
     let py = value.py();

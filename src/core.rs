@@ -8,7 +8,9 @@
 //!    converted to Python objects (which may allocate and so trigger a GC pass).
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyKeyError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyError, PyMemoryError, PyNotImplementedError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
@@ -16,10 +18,10 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{intern, PyTraverseError};
 
 use crate::clock;
-use crate::convert::{entry_size, for_each_pair, hash_key};
+use crate::convert::{for_each_pair, hash_key, sizeof};
 use crate::entry::Entry;
 use crate::policy::{NewMeta, Policy, Unordered};
-use crate::store::{Limits, Probe, Store, Trash, Walk};
+use crate::store::{Charge, Inserted, Limits, Probe, SetDefault, Store, Trash, Walk};
 use crate::sync::{Guarded, Locked, Owner};
 
 /// What an iterator yields.
@@ -173,6 +175,34 @@ impl<P: Policy> CacheCore<P> {
         Ok(self.peek(py, key)?.map_or((default, 0.0), |(v, at)| (v, remaining(at, now))))
     }
 
+    /// Runs `write` (an insert) until it does not ask for the size of a stored key: an update
+    /// through an equal but distinct key object keeps the stored key, so the entry's charge
+    /// is that key's `__sizeof__`, measured here without the lock.
+    fn charged<T>(
+        &self,
+        py: Python<'_>,
+        mut charge: Charge,
+        mut write: impl FnMut(&mut Store<P>, Charge, &mut Trash) -> PyResult<T>,
+        needs_key: impl Fn(&T) -> Option<Py<PyAny>>,
+    ) -> PyResult<T> {
+        loop {
+            let mut trash = Trash::default();
+            let outcome = {
+                let mut store = self.lock(py)?;
+                write(&mut store, charge, &mut trash)?
+            };
+            drop(trash);
+            match needs_key(&outcome) {
+                None => return Ok(outcome),
+                Some(stored) => charge.stored_key = Some((stored.as_ptr() as usize, sizeof(stored.bind(py))?)),
+            }
+        }
+    }
+
+    fn charge(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Charge> {
+        Ok(Charge { key: sizeof(key)?, value: sizeof(value)?, stored_key: None })
+    }
+
     /// `insert`/`[]=`: returns the previous live value.
     pub fn insert(
         &self,
@@ -182,14 +212,20 @@ impl<P: Policy> CacheCore<P> {
         meta: NewMeta,
     ) -> PyResult<Option<Py<PyAny>>> {
         let probe = self.probe(key)?;
-        let size = entry_size(key, value)?;
-        let mut trash = Trash::default();
-        let replaced = {
-            let mut store = self.lock(py)?;
-            store.insert(py, &probe, value.clone().unbind(), size, meta, &mut trash)?
-        };
-        drop(trash);
-        Ok(replaced.and_then(|r| r.live.then_some(r.value)))
+        let charge = Self::charge(key, value)?;
+        let inserted = self.charged(
+            py,
+            charge,
+            |store, charge, trash| store.insert(py, &probe, value.clone().unbind(), charge, meta, trash),
+            |inserted| match inserted {
+                Inserted::NeedsKeySize(stored) => Some(stored.clone_ref(py)),
+                _ => None,
+            },
+        )?;
+        Ok(match inserted {
+            Inserted::Replaced(r) if r.live => Some(r.value),
+            _ => None,
+        })
     }
 
     pub fn setdefault(
@@ -210,14 +246,21 @@ impl<P: Policy> CacheCore<P> {
                 return Ok(store.entry(id).value.clone_ref(py));
             }
         }
-        let size = entry_size(key, default)?;
-        let mut trash = Trash::default();
-        let found = {
-            let mut store = self.lock(py)?;
-            store.setdefault(py, &probe, default.clone().unbind(), size, meta, &mut trash)?
-        };
-        drop(trash);
-        Ok(found.unwrap_or_else(|| default.clone().unbind()))
+        let charge = Self::charge(key, default)?;
+        let outcome = self.charged(
+            py,
+            charge,
+            |store, charge, trash| store.setdefault(py, &probe, default.clone().unbind(), charge, meta, trash),
+            |outcome| match outcome {
+                SetDefault::Inserted(Inserted::NeedsKeySize(stored)) => Some(stored.clone_ref(py)),
+                _ => None,
+            },
+        )?;
+        Ok(match outcome {
+            SetDefault::Found(value) => value,
+            // Inserted (an expired entry's old value, if any, is dropped here, unlocked).
+            SetDefault::Inserted(_) => default.clone().unbind(),
+        })
     }
 
     pub fn pop(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Entry>> {
@@ -415,7 +458,7 @@ impl<P: Policy> CacheCore<P> {
             let Some(w) = walk.as_mut() else { return Ok(None) };
             let store = self.lock(py)?;
             match store.step(w) {
-                Err(()) => return Err(PyRuntimeError::new_err("cache changed during iteration")),
+                Err(_) => return Err(PyRuntimeError::new_err("cache changed during iteration")),
                 Ok(None) => {
                     *walk = None;
                     return Ok(None);
@@ -573,8 +616,15 @@ impl<P: Policy> CacheCore<P> {
                 continue;
             }
             let probe = Probe { key: &key, hash: hash_key(&key)?, owner: &Owner::default() };
-            let size = entry_size(&key, &value)?;
-            if store.insert(py, &probe, value.unbind(), size, meta, &mut trash)?.is_some() {
+            let charge = Self::charge(&key, &value)?;
+            let inserted = store.insert(py, &probe, value.unbind(), charge, meta, &mut trash).map_err(|e| {
+                if e.is_instance_of::<PyOverflowError>(py) {
+                    PyValueError::new_err("cache state does not fit the cache's limits")
+                } else {
+                    e
+                }
+            })?;
+            if !matches!(inserted, Inserted::New) {
                 return Err(PyValueError::new_err("state holds a duplicate key"));
             }
         }
@@ -584,8 +634,20 @@ impl<P: Policy> CacheCore<P> {
         Ok(store)
     }
 
-    /// Parses `getstate`'s tuple back into a store.
+    /// Parses `getstate`'s tuple back into a store. A malformed state raises `TypeError` or
+    /// `ValueError` (numbers out of range included) and leaves the cache as it was.
     pub fn setstate(&self, this: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = this.py();
+        self.parse_state(this, state).map_err(|e| {
+            if e.is_instance_of::<PyOverflowError>(py) || e.is_instance_of::<PyMemoryError>(py) {
+                PyValueError::new_err(format!("malformed cache state: {}", e.value(py)))
+            } else {
+                e
+            }
+        })
+    }
+
+    fn parse_state(&self, this: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = this.py();
         let state = state.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("cache state must be a tuple"))?;
         if state.len() != 6 {
@@ -597,6 +659,16 @@ impl<P: Policy> CacheCore<P> {
         let ttl_field = state.get_item(4)?;
         let ttl = if ttl_field.is_none() { None } else { Some(crate::convert::ttl_seconds(&ttl_field)?) };
         let policy = Self::policy(ttl)?;
+        let attrs = state.get_item(5)?;
+        let dict = instance_dict(this);
+        if !attrs.is_none() {
+            let attrs =
+                attrs.cast::<PyDict>().map_err(|_| PyTypeError::new_err("cache state attributes must be a dict"))?;
+            if dict.is_none() && !attrs.is_empty() {
+                return Err(PyValueError::new_err("cache state has attributes for an object without __dict__"));
+            }
+        }
+        let now = clock::now();
         let from_unix = clock::unix_offset();
         let mut items = Vec::new();
         for item in state.get_item(3)?.try_iter()? {
@@ -614,7 +686,9 @@ impl<P: Policy> CacheCore<P> {
                     if at.is_nan() {
                         return Err(PyValueError::new_err("cache state holds a NaN expiry"));
                     }
-                    meta.expire_at = at - from_unix;
+                    // A TTL entry never lives longer than the TTL from now (a state written on
+                    // a machine whose clock ran ahead must not break the expiry order).
+                    meta.expire_at = (at - from_unix).min(ttl.map_or(f64::INFINITY, |t| now + t));
                 }
             } else if P::FREQUENCY {
                 meta.frequency = extra.extract()?;
@@ -630,13 +704,11 @@ impl<P: Policy> CacheCore<P> {
                 item.2.expire_at = latest;
             }
         }
-        let store = Self::build(py, policy, Limits::new(maxsize, maxmemory), capacity, items)?;
+        let limits = Limits::new(maxsize, maxmemory);
+        let store = Self::build(py, policy, limits, capacity.min(limits.maxsize), items)?;
         self.install(py, store)?;
-        let attrs = state.get_item(5)?;
-        if !attrs.is_none() {
-            if let Some(dict) = instance_dict(this) {
-                dict.call_method1(intern!(py, "update"), (attrs,))?;
-            }
+        if let (Some(dict), false) = (dict, attrs.is_none()) {
+            dict.call_method1(intern!(py, "update"), (attrs,))?;
         }
         Ok(())
     }
@@ -741,14 +813,17 @@ impl<P: Policy> MemoCache for CacheCore<P> {
 
     fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let probe = Probe { key, hash, owner: self.store.owner() };
-        let size = entry_size(key, value)?;
-        let mut trash = Trash::default();
-        let replaced = {
-            let mut store = self.lock(py)?;
-            store.insert(py, &probe, value.clone().unbind(), size, NewMeta::default(), &mut trash)?
-        };
-        drop(trash);
-        drop(replaced);
+        let charge = Self::charge(key, value)?;
+        let inserted = self.charged(
+            py,
+            charge,
+            |store, charge, trash| store.insert(py, &probe, value.clone().unbind(), charge, NewMeta::default(), trash),
+            |inserted| match inserted {
+                Inserted::NeedsKeySize(stored) => Some(stored.clone_ref(py)),
+                _ => None,
+            },
+        )?;
+        drop(inserted);
         Ok(())
     }
 }

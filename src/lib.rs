@@ -16,6 +16,17 @@ mod policy;
 mod store;
 mod sync;
 
+/// Internals re-exported for the cargo-fuzz target in `tests/fuzz/rust` (not a public API).
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::clock::{advance as advance_clock, now};
+    pub use crate::convert::hash_key;
+    pub use crate::entry::{fold_hash, Entry, BIG_SIZE};
+    pub use crate::policy::{Fifo, Lfu, Lru, NewMeta, Policy, Ttl, Unordered, Vttl};
+    pub use crate::store::{Charge, Inserted, Limits, Probe, Replaced, SetDefault, Store, Trash, Walk, UNLIMITED};
+    pub use crate::sync::Owner;
+}
+
 use pyo3::prelude::*;
 
 #[pymodule(gil_used = false)]

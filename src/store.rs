@@ -56,6 +56,15 @@ impl Trash {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Takes the removed entries out (the fuzz target checks them against its model).
+    #[doc(hidden)]
+    pub fn take_entries(&mut self) -> Vec<Entry> {
+        let mut out: Vec<Entry> = self.first.take().into_iter().collect();
+        out.append(&mut self.entries);
+        self.values.clear();
+        out
+    }
 }
 
 pub fn overflow_error() -> PyErr {
@@ -130,6 +139,11 @@ impl<P: Policy> Store<P> {
     #[inline]
     pub fn len(&self) -> usize {
         self.policy.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     #[inline]
@@ -297,7 +311,9 @@ fn bucket_capacity(buckets: usize) -> usize {
 
 fn reserve_error(e: hashbrown::TryReserveError) -> PyErr {
     match e {
-        hashbrown::TryReserveError::CapacityOverflow => PyOverflowError::new_err("capacity is too large"),
+        hashbrown::TryReserveError::CapacityOverflow => {
+            PyMemoryError::new_err("cannot allocate the requested capacity")
+        }
         hashbrown::TryReserveError::AllocError { .. } => {
             PyMemoryError::new_err("cannot allocate the requested capacity")
         }
@@ -309,6 +325,53 @@ fn reserve_error(e: hashbrown::TryReserveError) -> PyErr {
 pub struct Replaced {
     pub value: Py<PyAny>,
     pub live: bool,
+}
+
+/// The `__sizeof__` figures an insert is charged with, measured before locking.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Charge {
+    pub key: usize,
+    pub value: usize,
+    /// The size of the key object already stored (by address), when it is not the probe's.
+    pub stored_key: Option<(usize, usize)>,
+}
+
+impl Charge {
+    /// An entry of `size` bytes in all (tests).
+    pub fn total(size: usize) -> Self {
+        Self { key: size, value: 0, stored_key: None }
+    }
+
+    /// The charge of the entry once written, if known: an update keeps the stored key, so it
+    /// is charged with that key's size, which the caller may have to measure first.
+    fn for_key(&self, probe_key: usize, stored_key: usize) -> Option<usize> {
+        if probe_key == stored_key {
+            return Some(self.key.saturating_add(self.value));
+        }
+        match self.stored_key {
+            Some((addr, size)) if addr == stored_key => Some(size.saturating_add(self.value)),
+            _ => None,
+        }
+    }
+}
+
+/// How an insert went.
+pub enum Inserted {
+    New,
+    Replaced(Replaced),
+    /// Nothing changed: an equal but distinct key object is stored, whose size the caller must
+    /// measure (outside the lock) and pass in `Charge::stored_key` before trying again.
+    NeedsKeySize(Py<PyAny>),
+}
+
+/// A walk's store changed under it (an insert or a removal), so its position is meaningless.
+#[derive(Debug)]
+pub struct Changed;
+
+/// How a `setdefault` went.
+pub enum SetDefault {
+    Found(Py<PyAny>),
+    Inserted(Inserted),
 }
 
 /// What `iter_*` needs to walk a store: where it is, the generation it started from and the
@@ -347,13 +410,17 @@ impl<P: Policy> Store<P> {
     /// grow one step even when this insert then evicts.)
     fn reserve_one(&mut self) -> PyResult<()> {
         let len = self.table.len();
-        if len == self.table.capacity() && len > bucket_capacity(self.table.num_buckets()) / 2 {
+        let full = bucket_capacity(self.table.num_buckets());
+        if len == self.table.capacity() && len > full / 2 {
             // Full: grow to the size hashbrown would pick, but rebuild by walking the entries
             // in storage order. hashbrown's own resize walks its buckets and asks for each
             // entry's hash, a random read of the storage per entry: at a million entries that
             // made filling a cache several times slower per insert than at ten thousand.
+            // hashbrown's rule: at least one more than the table holds when full (tombstones
+            // from removals count against it too), so churn doubles the table rather than
+            // rebuilding it at the same size again and again.
             let mut table = HashTable::new();
-            table.try_reserve(len + 1, |_: &u32| 0).map_err(reserve_error)?;
+            table.try_reserve((len + 1).max(full + 1), |_: &u32| 0).map_err(reserve_error)?;
             let policy = &self.policy;
             for id in policy.ids() {
                 let hash = table_hash(policy.slot(id).entry.hash);
@@ -368,25 +435,33 @@ impl<P: Policy> Store<P> {
         self.policy.try_reserve(1).map_err(|_| PyMemoryError::new_err("cannot grow the cache"))
     }
 
-    /// `insert`/`[]=`/`setdefault` of a value whose charge is `size`.
+    /// `insert`/`[]=`/`setdefault` of a value.
     pub fn insert(
         &mut self,
         py: Python<'_>,
         probe: &Probe<'_, '_>,
         value: Py<PyAny>,
-        size: usize,
+        charge: Charge,
         meta: NewMeta,
         trash: &mut Trash,
-    ) -> PyResult<Option<Replaced>> {
+    ) -> PyResult<Inserted> {
+        let now = Self::now();
+        if let Some(id) = self.find(py, probe)? {
+            let stored = &self.policy.slot(id).entry.key;
+            let Some(size) = charge.for_key(probe.key.as_ptr() as usize, stored.as_ptr() as usize) else {
+                return Ok(Inserted::NeedsKeySize(stored.clone_ref(py)));
+            };
+            if size > self.limits.maxmemory {
+                return Err(overflow_error());
+            }
+            return self.replace(id, value, size, meta, now, trash).map(Inserted::Replaced);
+        }
+        let size = charge.key.saturating_add(charge.value);
         if size > self.limits.maxmemory {
             return Err(overflow_error());
         }
-        let now = Self::now();
-        if let Some(id) = self.find(py, probe)? {
-            return self.replace(id, value, size, meta, now, trash).map(Some);
-        }
         self.insert_new(probe.key.clone().unbind(), probe.hash, value, size, meta, now, trash)?;
-        Ok(None)
+        Ok(Inserted::New)
     }
 
     /// Replaces the value of existing entry `id` (live or expired); the stored key is kept.
@@ -458,26 +533,22 @@ impl<P: Policy> Store<P> {
     }
 
     /// `setdefault`: the live value if present (with the policy's setdefault touch), else
-    /// inserts `default`. Returns `None` when it inserted.
+    /// inserts `default`.
     pub fn setdefault(
         &mut self,
         py: Python<'_>,
         probe: &Probe<'_, '_>,
         default: Py<PyAny>,
-        size: usize,
+        charge: Charge,
         meta: NewMeta,
         trash: &mut Trash,
-    ) -> PyResult<Option<Py<PyAny>>> {
+    ) -> PyResult<SetDefault> {
         let now = Self::now();
         if let Some(id) = self.find_live(py, probe, now)? {
             self.policy.on_setdefault_hit(id);
-            return Ok(Some(self.policy.slot(id).entry.value.clone_ref(py)));
+            return Ok(SetDefault::Found(self.policy.slot(id).entry.value.clone_ref(py)));
         }
-        if let Some(old) = self.insert(py, probe, default, size, meta, trash)? {
-            // An expired entry was reused; its old value goes with the rest of the trash.
-            trash.push_value(old.value);
-        }
-        Ok(None)
+        self.insert(py, probe, default, charge, meta, trash).map(SetDefault::Inserted)
     }
 
     /// Removes a live key. An expired entry is left for the next sweep.
@@ -561,10 +632,10 @@ impl<P: Policy> Store<P> {
         Walk { cursor: self.policy.cursor(), generation: self.generation, now, remaining }
     }
 
-    /// The next live id of a walk, or `Err(())` when the store changed since it started.
-    pub fn step(&self, walk: &mut Walk<P::Cursor>) -> Result<Option<u32>, ()> {
+    /// The next live id of a walk, or `Err(Changed)` when the store changed since it started.
+    pub fn step(&self, walk: &mut Walk<P::Cursor>) -> Result<Option<u32>, Changed> {
         if walk.generation != self.generation {
-            return Err(());
+            return Err(Changed);
         }
         if walk.remaining == 0 {
             return Ok(None);
@@ -614,6 +685,59 @@ impl<P: Policy> Store<P> {
     }
 }
 
+impl<P: Policy> Store<P> {
+    /// Checks the store's internal consistency (for the fuzz target; O(n), calls Python `hash`):
+    /// table and policy hold the same ids, every entry is findable under its own hash, the
+    /// stored hash is the key's, sizes add up to `memory`, the side map holds exactly the big
+    /// sizes, and the limits hold.
+    #[doc(hidden)]
+    pub fn check_invariants(&self, py: Python<'_>) -> Result<(), String> {
+        let ids = self.policy.ids();
+        if ids.len() != self.policy.len() {
+            return Err(format!("policy lists {} ids but has len {}", ids.len(), self.policy.len()));
+        }
+        if self.table.len() != ids.len() {
+            return Err(format!("table holds {} ids, policy {}", self.table.len(), ids.len()));
+        }
+        let mut memory: u128 = 0;
+        let mut big = 0usize;
+        for &id in &ids {
+            let entry = self.entry(id);
+            let hits = self.table.iter_hash(table_hash(entry.hash)).filter(|&&x| x == id).count();
+            if hits != 1 {
+                return Err(format!("id {id} is in the table {hits} times under its hash"));
+            }
+            let hash = crate::convert::hash_key(entry.key.bind(py)).map_err(|e| e.to_string())?;
+            if hash != entry.hash {
+                return Err(format!("id {id}: stored hash {} but the key hashes to {hash}", entry.hash));
+            }
+            if entry.size == BIG_SIZE {
+                big += 1;
+                if !self.big_sizes.contains_key(&(entry.key.as_ptr() as usize)) {
+                    return Err(format!("id {id}: big size missing from the side map"));
+                }
+            }
+            memory += self.entry_size(entry) as u128;
+        }
+        if big != self.big_sizes.len() {
+            return Err(format!("{big} big entries but {} side-map sizes", self.big_sizes.len()));
+        }
+        if memory != self.memory as u128 {
+            return Err(format!("memory is {} but the entries add up to {memory}", self.memory));
+        }
+        if ids.len() > self.limits.maxsize {
+            return Err(format!("{} entries over maxsize {}", ids.len(), self.limits.maxsize));
+        }
+        if self.memory > self.limits.maxmemory {
+            return Err(format!("memory {} over maxmemory {}", self.memory, self.limits.maxmemory));
+        }
+        if self.table.capacity() < ids.len() {
+            return Err(format!("capacity {} below len {}", self.table.capacity(), ids.len()));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use pyo3::types::PyInt;
@@ -627,7 +751,7 @@ mod tests {
         let key = PyInt::new(py, k).into_any();
         let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
         let mut trash = Trash::default();
-        s.insert(py, &probe, key.clone().unbind(), 1, meta, &mut trash).unwrap();
+        s.insert(py, &probe, key.clone().unbind(), Charge::total(1), meta, &mut trash).unwrap();
         trash.len()
     }
 
@@ -782,11 +906,11 @@ mod tests {
             let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
             let big = (u32::MAX as usize) * 3;
             let mut trash = Trash::default();
-            s.insert(py, &probe, key.clone().unbind(), big, NewMeta::default(), &mut trash).unwrap();
+            s.insert(py, &probe, key.clone().unbind(), Charge::total(big), NewMeta::default(), &mut trash).unwrap();
             assert_eq!(s.memory(), big);
-            s.insert(py, &probe, key.clone().unbind(), 5, NewMeta::default(), &mut trash).unwrap();
+            s.insert(py, &probe, key.clone().unbind(), Charge::total(5), NewMeta::default(), &mut trash).unwrap();
             assert_eq!(s.memory(), 5);
-            s.insert(py, &probe, key.clone().unbind(), big, NewMeta::default(), &mut trash).unwrap();
+            s.insert(py, &probe, key.clone().unbind(), Charge::total(big), NewMeta::default(), &mut trash).unwrap();
             assert!(s.pop(py, &probe).unwrap().is_some());
             assert_eq!(s.memory(), 0);
             assert!(s.big_sizes.is_empty());

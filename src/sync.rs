@@ -42,6 +42,10 @@ pub struct Guarded<T> {
 pub struct Owner(AtomicUsize);
 
 impl Owner {
+    pub const fn new() -> Self {
+        Self(AtomicUsize::new(0))
+    }
+
     /// Records the current thread as the lock's owner: call before running Python code while
     /// holding the lock.
     #[inline]

@@ -16,6 +16,7 @@ import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+from models import hashbrown_capacity
 
 import cachebox
 
@@ -153,20 +154,6 @@ def subclass_of(cls):
         _SUBCLASSES[name] = sub
         globals()[name] = sub
     return _SUBCLASSES[name]
-
-
-def hashbrown_capacity(n):
-    """SPEC 2.3: the capacity hashbrown reports for a requested capacity ``n``."""
-    if n == 0:
-        return 0
-    if n < 4:
-        return 3
-    if n < 8:
-        return 7
-    buckets = 1
-    while buckets < n * 8 // 7:
-        buckets *= 2
-    return buckets // 8 * 7
 
 
 def growth_capacity(length):

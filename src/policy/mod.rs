@@ -74,6 +74,9 @@ pub trait Policy: Default + Send + Sized + 'static {
     }
 
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     fn slot(&self, id: u32) -> &Slot<Self::Meta>;
     fn slot_mut(&mut self, id: u32) -> &mut Slot<Self::Meta>;
     /// Every live id, in no particular order (table rebuilds).
