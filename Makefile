@@ -11,6 +11,8 @@ VPY := $(VENV)/bin/python
 PIP_FLAGS := -q --disable-pip-version-check
 BUILD_DEPS := "maturin>=1.16,<2"
 TEST_DEPS := "pytest>=8" "hypothesis>=6.100"
+# The stubs are checked against the build of every interpreter (names and signatures can differ).
+STUBTEST_DEPS := "mypy>=1.15"
 LINT_DEPS := "ruff==0.17.6"
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
 # The newest installed patch release of each CPython 3.9-3.13 under pyenv.
@@ -53,18 +55,21 @@ test-rust: ## Rust unit tests of the table, store and policies
 	PYO3_PYTHON=$(abspath $(VPY)) cargo test --workspace -q
 
 .PHONY: test-python
-test-python: $(VPY) ## Build for and run pytest on every CPython 3.9-3.13 found under pyenv
+test-python: $(VPY) ## Build for every CPython 3.9-3.13 found under pyenv; pytest and stubtest on each
 	@if [ -z "$(PYTHONS)" ]; then echo "no CPython 3.9-3.13 found under $(PYENV_ROOT)/versions" >&2; exit 1; fi
 	@set -e; for py in $(PYTHONS); do \
 	  v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  env=.venvs/py$$v; \
 	  echo "=== CPython $$v ($$py)"; \
 	  if [ ! -x $$env/bin/python ]; then $$py -m venv $$env; fi; \
-	  $$env/bin/python -m pip install $(PIP_FLAGS) $(TEST_DEPS); \
+	  $$env/bin/python -m pip install $(PIP_FLAGS) $(TEST_DEPS) $(STUBTEST_DEPS); \
 	  rm -rf .build/py$$v; \
 	  $(VENV)/bin/maturin build -q --profile ci -i $$env/bin/python --out .build/py$$v --target-dir target/py$$v; \
 	  $$env/bin/python -m pip install $(PIP_FLAGS) --force-reinstall --no-deps .build/py$$v/*.whl; \
 	  (cd tests && ../$$env/bin/python -m pytest -q -p no:cacheprovider .); \
+	  extra=$$( [ $$v = 3.9 ] && echo --allowlist ../typings/stubtest-allowlist-py39.txt ); \
+	  (cd tests && ../$$env/bin/python -m mypy.stubtest cachebox._core \
+	    --allowlist ../typings/stubtest-allowlist.txt $$extra); \
 	done
 
 .PHONY: test

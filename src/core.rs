@@ -240,8 +240,7 @@ impl<P: Policy> CacheCore<P> {
         // `__sizeof__` on the default.
         {
             let mut store = self.lock(py)?;
-            let now = Store::<P>::now();
-            if let Some(id) = store.find_live(py, &probe, now)? {
+            if let Some(id) = store.find_live(py, &probe)? {
                 store.policy.on_setdefault_hit(id);
                 return Ok(store.entry(id).value.clone_ref(py));
             }
@@ -280,8 +279,7 @@ impl<P: Policy> CacheCore<P> {
         let now = clock::now();
         let popped = {
             let mut store = self.lock(py)?;
-            let now_store = Store::<P>::now();
-            match store.find_live(py, &probe, now_store)? {
+            match store.find_live(py, &probe)? {
                 Some(id) => {
                     let at = store.policy.expire_at(id);
                     store.policy.settle();
@@ -503,11 +501,10 @@ impl<P: Policy> CacheCore<P> {
             if !same {
                 return Ok(false);
             }
-            let now = Store::<P>::now();
             let mut theirs = Vec::with_capacity(len);
             for (item, &hash) in mine.iter().zip(&hashes) {
                 let probe = Probe { key: item.key.bind(py), hash, owner: other.store.owner() };
-                match store.find_live(py, &probe, now)? {
+                match store.find_live(py, &probe)? {
                     Some(id) => theirs.push(store.entry(id).value.clone_ref(py)),
                     None => return Ok(false),
                 }

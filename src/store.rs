@@ -234,10 +234,11 @@ impl<P: Policy> Store<P> {
         self.table.iter_hash_buckets(table_hash(hash)).find(|&b| self.table.get_bucket(b) == Some(&id))
     }
 
-    /// The id of a live entry for `probe`, if any.
+    /// The id of a live entry for `probe`, if any. The clock is read only when an entry is
+    /// found (a miss costs no clock read).
     #[inline(always)]
-    pub fn find_live(&self, py: Python<'_>, probe: &Probe<'_, '_>, now: f64) -> PyResult<Option<u32>> {
-        Ok(self.find(py, probe)?.filter(|&id| !self.is_expired(id, now)))
+    pub fn find_live(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<u32>> {
+        Ok(self.find(py, probe)?.filter(|&id| !P::EXPIRES || !self.is_expired(id, clock::now())))
     }
 
     fn apply_fix(&mut self, fix: Fix) {
@@ -389,8 +390,7 @@ impl<P: Policy> Store<P> {
     /// `[]`/`get`/`in`: a read that touches the policy (LRU move, LFU +1).
     #[inline(always)]
     pub fn get(&mut self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<&Py<PyAny>>> {
-        let now = Self::now();
-        match self.find_live(py, probe, now)? {
+        match self.find_live(py, probe)? {
             Some(id) => {
                 self.policy.on_hit(id);
                 Ok(Some(&self.policy.slot(id).entry.value))
@@ -401,8 +401,7 @@ impl<P: Policy> Store<P> {
 
     /// A read with no policy touch; also returns the expiry instant.
     pub fn peek(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<(&Py<PyAny>, f64)>> {
-        let now = Self::now();
-        Ok(self.find_live(py, probe, now)?.map(|id| (&self.policy.slot(id).entry.value, self.policy.expire_at(id))))
+        Ok(self.find_live(py, probe)?.map(|id| (&self.policy.slot(id).entry.value, self.policy.expire_at(id))))
     }
 
     /// Ensures room for one more entry in table and storage before anything changes, so an
@@ -543,8 +542,7 @@ impl<P: Policy> Store<P> {
         meta: NewMeta,
         trash: &mut Trash,
     ) -> PyResult<SetDefault> {
-        let now = Self::now();
-        if let Some(id) = self.find_live(py, probe, now)? {
+        if let Some(id) = self.find_live(py, probe)? {
             self.policy.on_setdefault_hit(id);
             return Ok(SetDefault::Found(self.policy.slot(id).entry.value.clone_ref(py)));
         }
@@ -553,8 +551,7 @@ impl<P: Policy> Store<P> {
 
     /// Removes a live key. An expired entry is left for the next sweep.
     pub fn pop(&mut self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<Entry>> {
-        let now = Self::now();
-        let Some(id) = self.find_live(py, probe, now)? else { return Ok(None) };
+        let Some(id) = self.find_live(py, probe)? else { return Ok(None) };
         // The LFU/VTTL model sorts before removing a specific key (SPEC §4.5); ids are stable
         // across `settle`, which only reorders.
         self.policy.settle();
