@@ -15,40 +15,62 @@ pub fn hash_key(key: &Bound<'_, PyAny>) -> PyResult<u32> {
     key.hash().map(fold_hash)
 }
 
-/// `int.__sizeof__` laid out as `base + digit * max(ndigits, min_digits)`, measured once.
-struct IntLayout {
-    base: usize,
+/// The `__sizeof__` formulas of the exact builtin types the fast paths cover, measured once
+/// from the running interpreter (they differ between versions): `int` is
+/// `int_base + digit * max(ndigits, min_digits)`, `tuple` is `tuple_base + item * len`, and a
+/// `float` has one size.
+struct Layout {
+    int_base: usize,
     digit: usize,
     min_digits: u32,
+    tuple_base: usize,
+    item: usize,
+    float: usize,
 }
 
-fn int_layout(py: Python<'_>) -> Option<&IntLayout> {
+fn layout(py: Python<'_>) -> Option<&Layout> {
     // A `PyOnceLock`, not a std `OnceLock`: its initializer runs Python, and a thread that
     // waits for it must not hold the GIL meanwhile (that deadlocks with the initializing one).
-    static LAYOUT: PyOnceLock<Option<IntLayout>> = PyOnceLock::new();
+    static LAYOUT: PyOnceLock<Option<Layout>> = PyOnceLock::new();
     LAYOUT
         .get_or_init(py, || {
-            let size = |v: i64| -> Option<usize> {
-                v.into_pyobject(py).ok()?.call_method0(intern!(py, "__sizeof__")).ok()?.extract().ok()
+            let size = |obj: Bound<'_, PyAny>| -> Option<usize> {
+                obj.call_method0(intern!(py, "__sizeof__")).ok()?.extract().ok()
             };
-            let (zero, one, two) = (size(0)?, size(1)?, size(1 << 30)?);
+            let int = |v: i64| v.into_pyobject(py).ok().and_then(|o| size(o.into_any()));
+            let (zero, one, two) = (int(0)?, int(1)?, int(1 << 30)?);
             let digit = two.checked_sub(one)?;
-            let base = one.checked_sub(digit)?;
-            let min_digits = u32::from(zero == one);
-            Some(IntLayout { base, digit, min_digits })
+            let empty = size(PyTuple::empty(py).into_any())?;
+            let pair = size(PyTuple::new(py, [py.None(), py.None()]).ok()?.into_any())?;
+            Some(Layout {
+                int_base: one.checked_sub(digit)?,
+                digit,
+                min_digits: u32::from(zero == one),
+                tuple_base: empty,
+                item: pair.checked_sub(empty)? / 2,
+                float: size(PyFloat::new(py, 0.0).into_any())?,
+            })
         })
         .as_ref()
 }
 
-/// The charge of one object: `obj.__sizeof__()`, or `cls.__sizeof__(cls)` for a class.
+/// The charge of one object: `obj.__sizeof__()`, or `cls.__sizeof__(cls)` for a class. Exact
+/// `int`, `tuple` and `float` objects (keys and values of most caches) are measured without a
+/// Python call; subclasses may override `__sizeof__`, so only exact types qualify.
 pub fn sizeof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     let py = obj.py();
-    if obj.is_exact_instance_of::<PyInt>() {
-        if let (Some(layout), Ok(v)) = (int_layout(py), obj.extract::<i64>()) {
-            // CPython stores 30-bit digits; this is what `int.__sizeof__` computes.
-            let bits = 64 - v.unsigned_abs().leading_zeros();
-            let digits = bits.div_ceil(30).max(layout.min_digits);
-            return Ok(layout.base + layout.digit * digits as usize);
+    if let Some(layout) = layout(py) {
+        if obj.is_exact_instance_of::<PyInt>() {
+            if let Ok(v) = obj.extract::<i64>() {
+                // CPython stores 30-bit digits; this is what `int.__sizeof__` computes.
+                let bits = 64 - v.unsigned_abs().leading_zeros();
+                let digits = bits.div_ceil(30).max(layout.min_digits);
+                return Ok(layout.int_base + layout.digit * digits as usize);
+            }
+        } else if let Ok(tuple) = obj.cast_exact::<PyTuple>() {
+            return Ok(layout.tuple_base + layout.item * tuple.len());
+        } else if obj.is_exact_instance_of::<PyFloat>() {
+            return Ok(layout.float);
         }
     }
     let size = if obj.is_instance_of::<PyType>() {
