@@ -67,7 +67,8 @@ test-python: $(VPY) ## Build for every CPython 3.9-3.13 found under pyenv; pytes
 	  $(VENV)/bin/maturin build -q --profile ci -i $$env/bin/python --out .build/py$$v --target-dir target/py$$v; \
 	  $$env/bin/python -m pip install $(PIP_FLAGS) --force-reinstall --no-deps .build/py$$v/*.whl; \
 	  (cd tests && ../$$env/bin/python -m pytest -q -p no:cacheprovider .); \
-	  extra=$$( [ -f typings/stubtest-allowlist-py$$v.txt ] && echo --allowlist ../typings/stubtest-allowlist-py$$v.txt ); \
+	  extra=""; \
+	  if [ -f typings/stubtest-allowlist-py$$v.txt ]; then extra="--allowlist ../typings/stubtest-allowlist-py$$v.txt"; fi; \
 	  (cd tests && ../$$env/bin/python -m mypy.stubtest cachebox._core \
 	    --allowlist ../typings/stubtest-allowlist.txt $$extra); \
 	done
