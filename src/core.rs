@@ -262,7 +262,8 @@ impl<P: Policy> CacheCore<P> {
         })
     }
 
-    pub fn pop(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Entry>> {
+    /// Removes a live key; returns the entry and its expiry instant.
+    pub fn pop(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<(Entry, f64)>> {
         let probe = self.probe(key)?;
         let mut store = self.lock(py)?;
         store.pop(py, &probe)
@@ -275,19 +276,8 @@ impl<P: Policy> CacheCore<P> {
         key: &Bound<'_, PyAny>,
         default: Py<PyAny>,
     ) -> PyResult<(Py<PyAny>, f64)> {
-        let probe = self.probe(key)?;
         let now = clock::now();
-        let popped = {
-            let mut store = self.lock(py)?;
-            match store.find_live(py, &probe)? {
-                Some(id) => {
-                    let at = store.policy.expire_at(id);
-                    store.policy.settle();
-                    Some((store.remove_id(id), at))
-                }
-                None => None,
-            }
-        };
+        let popped = self.pop(py, key)?;
         Ok(popped.map_or((default, 0.0), |(e, at)| (e.value, remaining(at, now))))
     }
 
@@ -310,14 +300,7 @@ impl<P: Policy> CacheCore<P> {
     pub fn popitem(&self, py: Python<'_>) -> PyResult<(Entry, f64)> {
         self.require_order()?;
         let mut trash = Trash::default();
-        let popped = {
-            let mut store = self.lock(py)?;
-            store.sweep(Store::<P>::now(), &mut trash);
-            store.policy.victim().map(|id| {
-                let at = store.policy.expire_at(id);
-                (store.remove_id(id), at)
-            })
-        };
+        let popped = self.lock(py)?.popitem(&mut trash);
         drop(trash);
         popped.ok_or_else(empty_key_error)
     }
@@ -337,7 +320,7 @@ impl<P: Policy> CacheCore<P> {
             let mut count = 0usize;
             while isize::try_from(count).is_ok_and(|c| c < n) {
                 match store.popitem(&mut trash) {
-                    Some(entry) => trash.push(entry),
+                    Some((entry, _)) => trash.push(entry),
                     None => break,
                 }
                 count += 1;

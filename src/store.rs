@@ -549,20 +549,27 @@ impl<P: Policy> Store<P> {
         self.insert(py, probe, default, charge, meta, trash).map(SetDefault::Inserted)
     }
 
-    /// Removes a live key. An expired entry is left for the next sweep.
-    pub fn pop(&mut self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<Entry>> {
+    /// Removes a live key; returns the entry and its expiry instant. An expired entry is left
+    /// for the next sweep.
+    pub fn pop(&mut self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<(Entry, f64)>> {
         let Some(id) = self.find_live(py, probe)? else { return Ok(None) };
         // The LFU/VTTL model sorts before removing a specific key (SPEC §4.5); ids are stable
         // across `settle`, which only reorders.
         self.policy.settle();
-        Ok(Some(self.remove_id(id)))
+        Ok(Some(self.remove_with_expiry(id)))
     }
 
-    /// Removes the entry at the head of the policy order (expired entries are swept first).
-    pub fn popitem(&mut self, trash: &mut Trash) -> Option<Entry> {
+    /// Removes the entry at the head of the policy order (expired entries are swept first);
+    /// returns it with its expiry instant.
+    pub fn popitem(&mut self, trash: &mut Trash) -> Option<(Entry, f64)> {
         self.sweep(Self::now(), trash);
         let id = self.policy.victim()?;
-        Some(self.remove_id(id))
+        Some(self.remove_with_expiry(id))
+    }
+
+    fn remove_with_expiry(&mut self, id: u32) -> (Entry, f64) {
+        let expire_at = self.policy.expire_at(id);
+        (self.remove_id(id), expire_at)
     }
 
     pub fn clear(&mut self, reuse: bool, trash: &mut Trash) {

@@ -250,7 +250,7 @@ macro_rules! __cache_methods {
                     default: Option<::pyo3::Py<::pyo3::PyAny>>,
                 ) -> ::pyo3::PyResult<::pyo3::Py<::pyo3::PyAny>> {
                     Ok(match self.core.pop(py, key)? {
-                        Some(entry) => entry.value,
+                        Some((entry, _)) => entry.value,
                         None => default.unwrap_or_else(|| py.None()),
                     })
                 }

@@ -485,7 +485,7 @@ impl<'py, P: Policy> Harness<'py, P> {
                     fail(format!("pop of #{idx} failed: {e}"));
                 }
             }
-            Ok(Some(entry)) => {
+            Ok(Some((entry, _))) => {
                 if !live {
                     fail(format!("pop of #{idx} removed an entry the model says is absent or expired"));
                 }
@@ -542,7 +542,7 @@ impl<'py, P: Policy> Harness<'py, P> {
                     fail(format!("popitem found nothing, model has live keys {:?}", self.live_keys()));
                 }
             }
-            Some(entry) => {
+            Some((entry, _)) => {
                 let idx = self.keys.iter().position(|k| k.as_ptr() == entry.key.as_ptr()).expect("known key");
                 if let Some(exp) = expected {
                     if !exp.contains(&idx) {
