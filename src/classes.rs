@@ -6,6 +6,7 @@ use cachebox_macros::{cache_pyclass, native_cache_enum};
 
 use crate::base::BaseCacheImpl;
 use crate::core::{CacheCore, CoreIter, MemoCache};
+use crate::fastslots::{self, FastMapping};
 use crate::policy::{Fifo, Lfu, Lru, Ttl, Unordered, Vttl};
 
 type NoEvict = Unordered<false>;
@@ -51,4 +52,37 @@ cache_pyclass! {
 native_cache_enum! {
     /// A cache the decorators can drive without Python-level method calls.
     NativeCache as MemoCache: [Cache, FIFOCache, RRCache, LRUCache, LFUCache, TTLCache, VTTLCache]
+}
+
+/// Serves the mapping slots of every class directly (`fastslots`).
+macro_rules! fast_mapping {
+    ($($name:ident: $policy:ty),* $(,)?) => {
+        $(impl FastMapping for $name {
+            type P = $policy;
+            #[inline(always)]
+            fn core_of(&self) -> &CacheCore<$policy> {
+                self.core()
+            }
+            fn pyo3_get() -> &'static std::sync::OnceLock<pyo3::ffi::PyCFunctionFastWithKeywords> {
+                static CELL: std::sync::OnceLock<pyo3::ffi::PyCFunctionFastWithKeywords> = std::sync::OnceLock::new();
+                &CELL
+            }
+        })*
+
+        /// Installs the direct mapping slots on every class (module init).
+        pub fn install_fast_slots(py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
+            $(fastslots::install::<$name>(py)?;)*
+            Ok(())
+        }
+    };
+}
+
+fast_mapping! {
+    Cache: NoEvict,
+    FIFOCache: Fifo,
+    RRCache: Random,
+    LRUCache: Lru,
+    LFUCache: Lfu,
+    TTLCache: Ttl,
+    VTTLCache: Vttl,
 }

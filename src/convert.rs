@@ -23,6 +23,9 @@ struct Layout {
     int_base: usize,
     digit: usize,
     min_digits: u32,
+    /// Whether `int_digits` reads this interpreter's ints right (checked against
+    /// `int.__sizeof__` when the layout is measured).
+    int_header: bool,
     tuple_base: usize,
     item: usize,
     float: usize,
@@ -42,16 +45,61 @@ fn layout(py: Python<'_>) -> Option<&Layout> {
             let digit = two.checked_sub(one)?;
             let empty = size(PyTuple::empty(py).into_any())?;
             let pair = size(PyTuple::new(py, [py.None(), py.None()]).ok()?.into_any())?;
-            Some(Layout {
+            let mut layout = Layout {
                 int_base: one.checked_sub(digit)?,
                 digit,
                 min_digits: u32::from(zero == one),
+                int_header: false,
                 tuple_base: empty,
                 item: pair.checked_sub(empty)? / 2,
                 float: size(PyFloat::new(py, 0.0).into_any())?,
-            })
+            };
+            layout.int_header = int_header_matches(py, &layout);
+            Some(layout)
         })
         .as_ref()
+}
+
+impl Layout {
+    fn int_size(&self, digits: usize) -> usize {
+        self.int_base + self.digit * digits.max(self.min_digits as usize)
+    }
+}
+
+/// The number of 30-bit digits of an exact `int`, read from its header: the word after the
+/// object header is the signed digit count up to CPython 3.11 and a tag holding it above three
+/// flag bits from 3.12. One load instead of a conversion (`__sizeof__` of every key and value
+/// is on the insert path); `int_header_matches` checks the reading against `int.__sizeof__`
+/// before it is ever used.
+#[allow(unsafe_code)]
+#[inline]
+fn int_digits(obj: &Bound<'_, PyAny>) -> usize {
+    debug_assert!(obj.is_exact_instance_of::<PyInt>());
+    // SAFETY: `obj` is a live exact `int` (checked by every caller), i.e. a `PyLongObject`:
+    // a `PyObject` header followed by at least one pointer-sized, pointer-aligned word
+    // (`ob_size` of its `PyVarObject` head up to 3.11, `long_value.lv_tag` from 3.12). The
+    // read stays inside the object, and an int never changes that word after creation, so
+    // no other thread can be writing it.
+    let word =
+        unsafe { obj.as_ptr().cast::<u8>().add(std::mem::size_of::<pyo3::ffi::PyObject>()).cast::<isize>().read() };
+    if cfg!(Py_3_12) {
+        (word as usize) >> 3
+    } else {
+        word.unsigned_abs()
+    }
+}
+
+/// Whether `int_digits` gives `int.__sizeof__` for ints of every digit count and sign.
+fn int_header_matches(py: Python<'_>, layout: &Layout) -> bool {
+    let samples = ["0", "1", "-1", "1073741823", "1073741824", "-1152921504606846976", "-(2**300)", "3**500"];
+    samples.iter().all(|src| {
+        let Ok(code) = std::ffi::CString::new(*src) else { return false };
+        let Ok(obj) = py.eval(&code, None, None) else { return false };
+        let Ok(size) = obj.call_method0(intern!(py, "__sizeof__")).and_then(|s| s.extract::<usize>()) else {
+            return false;
+        };
+        obj.is_exact_instance_of::<PyInt>() && layout.int_size(int_digits(&obj)) == size
+    })
 }
 
 /// The charge of one object: `obj.__sizeof__()`, or `cls.__sizeof__(cls)` for a class. Exact
@@ -61,6 +109,9 @@ pub fn sizeof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     let py = obj.py();
     if let Some(layout) = layout(py) {
         if obj.is_exact_instance_of::<PyInt>() {
+            if layout.int_header {
+                return Ok(layout.int_size(int_digits(obj)));
+            }
             if let Ok(v) = obj.extract::<i64>() {
                 // CPython stores 30-bit digits; this is what `int.__sizeof__` computes.
                 let bits = 64 - v.unsigned_abs().leading_zeros();

@@ -43,6 +43,8 @@ pub struct CoreIter<P: Policy> {
 /// With more than 50 entries, `repr` shows the first 51 and then `... N more ...`.
 const REPR_ITEMS: usize = 51;
 
+#[cold]
+#[inline(never)]
 fn key_error(key: &Bound<'_, PyAny>) -> PyErr {
     // A tuple argument would be unpacked into several args; wrap it so `e.args == (key,)`.
     PyKeyError::new_err((key.clone().unbind(),))
@@ -83,7 +85,7 @@ impl<P: Policy> CacheCore<P> {
 }
 
 impl<P: Policy> CacheCore<P> {
-    #[inline]
+    #[inline(always)]
     fn lock(&self, py: Python<'_>) -> PyResult<Locked<'_, Store<P>>> {
         let store = self.store.lock(py)?;
         if store.ready {
@@ -134,24 +136,24 @@ impl<P: Policy> CacheCore<P> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn probe<'a, 'py>(&'a self, key: &'a Bound<'py, PyAny>) -> PyResult<Probe<'a, 'py>> {
         Ok(Probe { key, hash: hash_key(key)?, owner: self.store.owner() })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         let probe = self.probe(key)?;
         let mut store = self.lock(py)?;
         Ok(store.get(py, &probe)?.map(|v| v.clone_ref(py)))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn getitem(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         self.get(py, key)?.ok_or_else(|| key_error(key))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let probe = self.probe(key)?;
         let mut store = self.lock(py)?;
@@ -183,18 +185,23 @@ impl<P: Policy> CacheCore<P> {
         py: Python<'_>,
         mut charge: Charge,
         mut write: impl FnMut(&mut Store<P>, Charge, &mut Trash) -> PyResult<T>,
-        needs_key: impl Fn(&T) -> Option<Py<PyAny>>,
+        needs_key: impl Fn(T) -> Result<T, Py<PyAny>>,
     ) -> PyResult<T> {
         loop {
-            let mut trash = Trash::default();
+            let mut trash = Trash::new(py);
             let outcome = {
                 let mut store = self.lock(py)?;
                 write(&mut store, charge, &mut trash)?
             };
             drop(trash);
-            match needs_key(&outcome) {
-                None => return Ok(outcome),
-                Some(stored) => charge.stored_key = Some((stored.as_ptr() as usize, sizeof(stored.bind(py))?)),
+            match needs_key(outcome) {
+                Ok(outcome) => return Ok(outcome),
+                Err(stored) => {
+                    // Released through `Bound` (a direct decref), like everything these paths
+                    // drop: `fastslots` runs them without pyo3's attach count.
+                    let stored = stored.into_bound(py);
+                    charge.stored_key = Some((stored.as_ptr() as usize, sizeof(&stored)?));
+                }
             }
         }
     }
@@ -203,14 +210,15 @@ impl<P: Policy> CacheCore<P> {
         Ok(Charge { key: sizeof(key)?, value: sizeof(value)?, stored_key: None })
     }
 
-    /// `insert`/`[]=`: returns the previous live value.
-    pub fn insert(
+    /// `insert`/`[]=`: returns the previous live value (as a `Bound`, so that dropping it, as
+    /// `[]=` does, decrefs directly; see `Trash`).
+    pub fn insert<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
         meta: NewMeta,
-    ) -> PyResult<Option<Py<PyAny>>> {
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let probe = self.probe(key)?;
         let charge = Self::charge(key, value)?;
         let inserted = self.charged(
@@ -218,13 +226,16 @@ impl<P: Policy> CacheCore<P> {
             charge,
             |store, charge, trash| store.insert(py, &probe, value.clone().unbind(), charge, meta, trash),
             |inserted| match inserted {
-                Inserted::NeedsKeySize(stored) => Some(stored.clone_ref(py)),
-                _ => None,
+                Inserted::NeedsKeySize(stored) => Err(stored),
+                other => Ok(other),
             },
         )?;
         Ok(match inserted {
-            Inserted::Replaced(r) if r.live => Some(r.value),
-            _ => None,
+            Inserted::Replaced(r) => {
+                let old = r.value.into_bound(py);
+                r.live.then_some(old)
+            }
+            Inserted::New | Inserted::NeedsKeySize(_) => None,
         })
     }
 
@@ -251,8 +262,8 @@ impl<P: Policy> CacheCore<P> {
             charge,
             |store, charge, trash| store.setdefault(py, &probe, default.clone().unbind(), charge, meta, trash),
             |outcome| match outcome {
-                SetDefault::Inserted(Inserted::NeedsKeySize(stored)) => Some(stored.clone_ref(py)),
-                _ => None,
+                SetDefault::Inserted(Inserted::NeedsKeySize(stored)) => Err(stored),
+                other => Ok(other),
             },
         )?;
         Ok(match outcome {
@@ -283,7 +294,10 @@ impl<P: Policy> CacheCore<P> {
 
     pub fn delitem(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
         match self.pop(py, key)? {
-            Some(_) => Ok(()),
+            Some((entry, _)) => {
+                entry.release(py);
+                Ok(())
+            }
             None => Err(key_error(key)),
         }
     }
@@ -299,7 +313,7 @@ impl<P: Policy> CacheCore<P> {
     /// `popitem`, with the expiry of the removed entry.
     pub fn popitem(&self, py: Python<'_>) -> PyResult<(Entry, f64)> {
         self.require_order()?;
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let popped = self.lock(py)?.popitem(&mut trash);
         drop(trash);
         popped.ok_or_else(empty_key_error)
@@ -314,7 +328,7 @@ impl<P: Policy> CacheCore<P> {
     /// `drain(n)`: pops up to `n` entries; returns how many.
     pub fn drain(&self, py: Python<'_>, n: isize) -> PyResult<usize> {
         self.require_order()?;
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let count = {
             let mut store = self.lock(py)?;
             let mut count = 0usize;
@@ -347,14 +361,14 @@ impl<P: Policy> CacheCore<P> {
     }
 
     pub fn clear(&self, py: Python<'_>, reuse: bool) -> PyResult<()> {
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         self.lock(py)?.clear(reuse, &mut trash);
         drop(trash);
         Ok(())
     }
 
     pub fn shrink_to_fit(&self, py: Python<'_>) -> PyResult<()> {
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         self.lock(py)?.shrink_to_fit(&mut trash);
         drop(trash);
         Ok(())
@@ -366,7 +380,7 @@ impl<P: Policy> CacheCore<P> {
     }
 
     pub fn len(&self, py: Python<'_>) -> PyResult<usize> {
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let len = self.lock(py)?.live_len(&mut trash);
         drop(trash);
         Ok(len)
@@ -392,7 +406,7 @@ impl<P: Policy> CacheCore<P> {
 
     /// The key at position `n` of the policy order (`first`, `last`, `least_recently_used`...).
     pub fn nth_key(&self, py: Python<'_>, n: isize) -> PyResult<Option<Py<PyAny>>> {
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let key = {
             let mut store = self.lock(py)?;
             store.nth(n, &mut trash).map(|id| store.entry(id).key.clone_ref(py))
@@ -413,7 +427,7 @@ impl<P: Policy> CacheCore<P> {
 
     /// Live entries in policy order, up to `limit`, plus the live length.
     fn items(&self, py: Python<'_>, limit: usize) -> PyResult<(Vec<Item>, usize)> {
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let out = {
             let mut store = self.lock(py)?;
             let ids = store.ordered_ids(&mut trash);
@@ -427,7 +441,7 @@ impl<P: Policy> CacheCore<P> {
     // ---- iteration ----
 
     pub fn iter(&self, py: Python<'_>, kind: Kind) -> PyResult<CoreIter<P>> {
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let walk = self.lock(py)?.walk(&mut trash);
         drop(trash);
         Ok(CoreIter { walk: Mutex::new(Some(walk)), kind })
@@ -475,7 +489,7 @@ impl<P: Policy> CacheCore<P> {
         let limits = self.read(py, |s| s.limits)?;
         // Hashes run Python code: compute them before taking the other cache's lock.
         let hashes = mine.iter().map(|item| hash_key(item.key.bind(py))).collect::<PyResult<Vec<u32>>>()?;
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let theirs = {
             let mut store = other.lock(py)?;
             let same = store.limits.maxsize == limits.maxsize
@@ -534,7 +548,7 @@ impl<P: Policy> CacheCore<P> {
     // ---- copies and pickling ----
 
     pub fn copy_into(&self, py: Python<'_>, target: &Self) -> PyResult<()> {
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let copy = {
             let mut store = self.lock(py)?;
             if P::SWEEP_ON_LEN {
@@ -590,7 +604,7 @@ impl<P: Policy> CacheCore<P> {
         let mut store = Store::with_policy(policy, limits);
         store.reserve(capacity.max(items.len()))?;
         let now = clock::now();
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         for (key, value, meta) in items {
             if meta.expire_at < now {
                 continue;
@@ -724,11 +738,14 @@ impl<P: Policy> CacheCore<P> {
     }
 
     pub fn clear_for_gc(&self) {
-        let mut trash = Trash::default();
-        if let Some(mut store) = self.store.try_lock() {
-            store.clear(false, &mut trash);
-        }
-        drop(trash);
+        // The collector calls `tp_clear` attached, so this only fetches the token.
+        Python::attach(|py| {
+            let mut trash = Trash::new(py);
+            if let Some(mut store) = self.store.try_lock() {
+                store.clear(false, &mut trash);
+            }
+            drop(trash);
+        });
     }
 }
 
@@ -799,8 +816,8 @@ impl<P: Policy> MemoCache for CacheCore<P> {
             charge,
             |store, charge, trash| store.insert(py, &probe, value.clone().unbind(), charge, NewMeta::default(), trash),
             |inserted| match inserted {
-                Inserted::NeedsKeySize(stored) => Some(stored.clone_ref(py)),
-                _ => None,
+                Inserted::NeedsKeySize(stored) => Err(stored),
+                other => Ok(other),
             },
         )?;
         drop(inserted);

@@ -20,6 +20,13 @@ impl Entry {
     pub fn clone_ref(&self, py: Python<'_>) -> Self {
         Self { key: self.key.clone_ref(py), value: self.value.clone_ref(py), hash: self.hash, size: self.size }
     }
+
+    /// Drops both references through `Bound` (a direct decref, see `Trash`).
+    #[inline]
+    pub fn release(self, py: Python<'_>) {
+        drop(self.key.into_bound(py));
+        drop(self.value.into_bound(py));
+    }
 }
 
 /// An entry plus the policy's own per-entry data.

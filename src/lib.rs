@@ -12,6 +12,7 @@ mod convert;
 mod core;
 mod decorators;
 mod entry;
+mod fastslots;
 mod policy;
 mod store;
 mod sync;
@@ -62,6 +63,7 @@ mod _core {
             let class = m.getattr(name)?;
             class.setattr("__name__", name)?;
         }
+        crate::classes::install_fast_slots(m.py())?;
         crate::decorators::register(m)
     }
 

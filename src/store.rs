@@ -16,41 +16,90 @@ use crate::entry::{table_hash, Entry, BIG_SIZE};
 use crate::policy::{Fix, NewMeta, Policy};
 use crate::sync::Owner;
 
+/// Runs the stored key's `__eq__` against the probe's key (out of line: the hot probe loop
+/// stays small, and the owner is marked only when Python really runs under the lock).
+#[inline(never)]
+fn keys_equal(py: Python<'_>, stored: &Py<PyAny>, probe: &Probe<'_, '_>) -> PyResult<bool> {
+    probe.owner.mark();
+    stored.bind(py).eq(probe.key)
+}
+
 /// `maxsize`/`maxmemory` of 0 mean "no limit", reported as `sys.maxsize`.
 pub const UNLIMITED: usize = isize::MAX as usize;
 
 /// Objects removed under the lock, dropped by the caller after unlocking. Most operations
 /// remove at most one entry, which is kept inline: no heap allocation on the hot path.
-#[derive(Default)]
-pub struct Trash {
+/// Dropping releases the references through `Bound`, which decrefs at once; a `Py` drop would
+/// first look up (in a thread-local) whether this thread is attached, on every eviction.
+pub struct Trash<'py> {
+    py: Python<'py>,
     first: Option<Entry>,
+    /// Entries beyond the first and replaced values, rare enough to live behind a pointer
+    /// (an empty `Trash` is then dropped with two tests).
+    spill: Option<Box<Spill>>,
+}
+
+#[derive(Default)]
+struct Spill {
     entries: Vec<Entry>,
     values: Vec<Py<PyAny>>,
 }
 
-impl Trash {
+impl Drop for Trash<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(entry) = self.first.take() {
+            entry.release(self.py);
+        }
+        if let Some(spill) = self.spill.take() {
+            spill.release(self.py);
+        }
+    }
+}
+
+impl Spill {
+    #[inline(never)]
+    fn release(self, py: Python<'_>) {
+        for entry in self.entries {
+            entry.release(py);
+        }
+        for value in self.values {
+            drop(value.into_bound(py));
+        }
+    }
+}
+
+impl<'py> Trash<'py> {
+    #[inline]
+    pub fn new(py: Python<'py>) -> Self {
+        Self { py, first: None, spill: None }
+    }
+
+    fn spill(&mut self) -> &mut Spill {
+        self.spill.get_or_insert_with(Box::default)
+    }
+
     #[inline]
     pub fn push(&mut self, entry: Entry) {
         if self.first.is_none() {
             self.first = Some(entry);
         } else {
-            self.entries.push(entry);
+            self.spill().entries.push(entry);
         }
     }
 
-    #[inline]
     pub fn push_value(&mut self, value: Py<PyAny>) {
-        self.values.push(value);
+        self.spill().values.push(value);
     }
 
     /// Room for a bulk removal (`clear`).
     pub fn bulk(&mut self) -> &mut Vec<Entry> {
-        &mut self.entries
+        &mut self.spill().entries
     }
 
     /// How many entries were removed.
     pub fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.entries.len()
+        usize::from(self.first.is_some()) + self.spill.as_ref().map_or(0, |spill| spill.entries.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -61,8 +110,9 @@ impl Trash {
     #[doc(hidden)]
     pub fn take_entries(&mut self) -> Vec<Entry> {
         let mut out: Vec<Entry> = self.first.take().into_iter().collect();
-        out.append(&mut self.entries);
-        self.values.clear();
+        if let Some(spill) = self.spill.take() {
+            out.extend(spill.entries);
+        }
         out
     }
 }
@@ -217,11 +267,7 @@ impl<P: Policy> Store<P> {
             if entry.hash != probe.hash {
                 continue;
             }
-            if entry.key.as_ptr() == probe.key.as_ptr() {
-                return Ok(Some(id));
-            }
-            probe.owner.mark();
-            if entry.key.bind(py).eq(probe.key)? {
+            if entry.key.as_ptr() == probe.key.as_ptr() || keys_equal(py, &entry.key, probe)? {
                 return Ok(Some(id));
             }
         }
@@ -754,7 +800,7 @@ mod tests {
     fn put<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64, meta: NewMeta) -> usize {
         let key = PyInt::new(py, k).into_any();
         let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         s.insert(py, &probe, key.clone().unbind(), Charge::total(1), meta, &mut trash).unwrap();
         trash.len()
     }
@@ -772,7 +818,7 @@ mod tests {
     }
 
     fn keys<P: Policy>(py: Python<'_>, s: &mut Store<P>) -> Vec<i64> {
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let ids = s.ordered_ids(&mut trash);
         ids.iter().map(|&id| s.entry(id).key.bind(py).extract().unwrap()).collect()
     }
@@ -909,7 +955,7 @@ mod tests {
             let key = PyInt::new(py, 7).into_any();
             let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
             let big = (u32::MAX as usize) * 3;
-            let mut trash = Trash::default();
+            let mut trash = Trash::new(py);
             s.insert(py, &probe, key.clone().unbind(), Charge::total(big), NewMeta::default(), &mut trash).unwrap();
             assert_eq!(s.memory(), big);
             s.insert(py, &probe, key.clone().unbind(), Charge::total(5), NewMeta::default(), &mut trash).unwrap();

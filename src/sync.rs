@@ -47,8 +47,10 @@ impl Owner {
     }
 
     /// Records the current thread as the lock's owner: call before running Python code while
-    /// holding the lock.
-    #[inline]
+    /// holding the lock. Out of line, so the thread-local lookup is never hoisted into a hot
+    /// path that only might run Python.
+    #[cold]
+    #[inline(never)]
     pub fn mark(&self) {
         self.0.store(thread_id(), Ordering::Relaxed);
     }
@@ -82,21 +84,24 @@ impl<T> Guarded<T> {
 
     /// Locks for an operation. Same-thread re-entry from Python code run under the lock (whose
     /// caller marked the owner) raises `RuntimeError`.
-    #[inline]
+    #[inline(always)]
     pub fn lock(&self, py: Python<'_>) -> PyResult<Locked<'_, T>> {
-        let guard = match self.mutex.try_lock() {
-            Some(guard) => guard,
-            None => {
-                if self.owner.is_current() {
-                    return Err(PyRuntimeError::new_err(
-                        "cache re-entered while it is busy (from __eq__, __del__ or a GC pass \
-                         on the same thread); this operation is not allowed",
-                    ));
-                }
-                self.mutex.lock_py_attached(py)
-            }
-        };
-        Ok(Locked { guard, owner: &self.owner })
+        match self.mutex.try_lock() {
+            Some(guard) => Ok(Locked { guard, owner: &self.owner }),
+            None => self.lock_contended(py),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self, py: Python<'_>) -> PyResult<Locked<'_, T>> {
+        if self.owner.is_current() {
+            return Err(PyRuntimeError::new_err(
+                "cache re-entered while it is busy (from __eq__, __del__ or a GC pass on the same \
+                 thread); this operation is not allowed",
+            ));
+        }
+        Ok(Locked { guard: self.mutex.lock_py_attached(py), owner: &self.owner })
     }
 
     /// `lock`, for a holder that runs Python code throughout (marks the owner at once).

@@ -812,8 +812,10 @@ def _pickle_subjects(name):
     return c
 
 
-def _buffer_opcodes(data):
-    return sum(data.count(op) for op in (0x96, 0x97, 0x98))
+def _may_hold_buffer_opcodes(data):
+    # Any such byte, wherever it is: a flip that changes a length can make the parser read a
+    # payload byte (TTL expiry floats differ from run to run) as an opcode.
+    return any(op in data for op in (0x96, 0x97, 0x98))
 
 
 def battery_pickle_corruption(name, flips=600):
@@ -845,7 +847,7 @@ def battery_pickle_corruption(name, flips=600):
             for _ in range(rng.choice((1, 1, 2, 3))):
                 pos = rng.randrange(len(corrupt))
                 corrupt[pos] = rng.choice((rng.randrange(256), corrupt[pos] ^ (1 << rng.randrange(8))))
-            if _buffer_opcodes(corrupt) != _buffer_opcodes(data):
+            if _may_hold_buffer_opcodes(corrupt):
                 # CPython's own _pickle can print "SystemError: deallocated bytearray object has
                 # exported buffers" for corrupted BYTEARRAY8/NEXT_BUFFER/READONLY_BUFFER opcodes,
                 # with any class (seen with a pure-Python one too): not cachebox's to answer for.

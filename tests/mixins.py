@@ -7,12 +7,14 @@ cache class and sets the class attributes that describe what differs between pol
 
 import collections
 import copy
+import inspect
 import itertools
 import operator
 import pickle
 import re
 import sys
 import threading
+import weakref
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -1389,6 +1391,120 @@ class ModelMixin(CacheHarness):
         assert cache.capacity() >= len(cache)
 
 
+class Released:
+    """A weak-referenceable value (or key: hashable by identity)."""
+
+
+class DirectSlotsMixin(CacheHarness):
+    """``c[k]``, ``k in c``, ``c[k] = v``, ``del c[k]`` and ``c.get`` run through C functions of
+    cachebox's own (``src/fastslots.rs``), outside pyo3's trampoline. These pin what they must
+    keep: references given up are released at once (not deferred), errors and argument
+    handling are pyo3's, and subclasses still override them."""
+
+    def test_replaced_value_is_released_at_once(self):
+        c = self.make(10)
+        value = Released()
+        gone = weakref.ref(value)
+        c["k"] = value
+        del value
+        c["k"] = 1
+        assert gone() is None
+
+    def test_deleted_entry_is_released_at_once(self):
+        c = self.make(10)
+        key, value = Released(), Released()
+        gone = (weakref.ref(key), weakref.ref(value))
+        c[key] = value
+        del c[key]
+        del key, value
+        assert gone[0]() is None and gone[1]() is None
+
+    def test_evicted_or_cleared_entry_is_released_at_once(self):
+        c = self.make(2)
+        value = Released()
+        gone = weakref.ref(value)
+        c["first"] = value
+        del value
+        if self.EVICTS:
+            for i in range(4):
+                c[i] = i
+        else:
+            c.clear()
+        assert "first" not in c
+        assert gone() is None
+
+    def test_missing_key_error_holds_the_key_until_it_goes(self):
+        c = self.make(10)
+        key = Released()
+        gone = weakref.ref(key)
+        with pytest.raises(KeyError) as info:
+            c[key]
+        assert info.value.args == (key,)
+        del info, key
+        assert gone() is None
+
+    def test_get_argument_forms(self):
+        c = self.make(10, {1: "one"})
+        assert c.get(1) == "one"
+        assert c.get(2) is None
+        assert c.get(2, "d") == "d"
+        assert c.get(key=2, default="d") == "d"
+        assert c.get(1, default="d") == "one"
+        assert self.CACHE.get(c, 1) == "one"
+        for call in (lambda: c.get(), lambda: c.get(1, 2, 3), lambda: c.get(k=1), lambda: c.get([1])):
+            with pytest.raises(TypeError):
+                call()
+        with pytest.raises(TypeError):
+            self.CACHE.get(self.other_class()(1), 1)
+        assert str(inspect.signature(self.CACHE.get)) == "(self, /, key, default=None)"
+
+    def test_slot_wrappers_and_direct_slots_agree(self):
+        c = self.make(10, {1: "one"})
+        assert c[1] == self.CACHE.__getitem__(c, 1) == "one"
+        assert (1 in c) is self.CACHE.__contains__(c, 1) is True
+        self.CACHE.__setitem__(c, 2, "two")
+        c[3] = "three"
+        assert c[2] == "two" and self.CACHE.__getitem__(c, 3) == "three"
+        self.CACHE.__delitem__(c, 2)
+        del c[3]
+        assert list(c) == [1]
+        with pytest.raises(KeyError):
+            del c[3]
+        with pytest.raises(TypeError):
+            c[[1]]
+        with pytest.raises(TypeError):
+            [1] in c  # noqa: B015 (the containment test is the check)
+
+    def test_subclass_overrides_and_inherits(self):
+        class Overriding(self.CACHE):
+            def __getitem__(self, key):
+                return ("sub", super().__getitem__(key))
+
+            def __contains__(self, key):
+                return key == "always"
+
+            def __setitem__(self, key, value):
+                super().__setitem__(key, value * 2)
+
+            def get(self, key, default=None):
+                return "sub-get"
+
+        c = self.make_as(Overriding, 10)
+        c[1] = 5
+        assert c[1] == ("sub", 10)
+        assert "always" in c and 1 not in c
+        assert c.get(1) == "sub-get"
+
+        class Plain(self.CACHE):
+            pass
+
+        p = self.make_as(Plain, 10)
+        p[1] = 5
+        assert p[1] == 5 and 1 in p and p.get(1) == 5 and p.get(2, 0) == 0
+        del p[1]
+        assert len(p) == 0
+
+
 class AllMixins(
     ConstructionMixin,
     SizeMixin,
@@ -1401,5 +1517,6 @@ class AllMixins(
     PickleCopyMixin,
     ReentrancyMixin,
     ModelMixin,
+    DirectSlotsMixin,
 ):
     """Every capability, for ``tests/test_impls.py``."""

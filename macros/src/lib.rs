@@ -450,12 +450,12 @@ macro_rules! __cache_methods {
     (@munch [$name:ident, $core:ty, $iter:ty, $base:ident] [write $(, $rest:ident)*] [$($attr:tt)*] [$($acc:tt)*]) => {
         $crate::__cache_methods! { @munch [$name, $core, $iter, $base] [$($rest),*] [$($attr)*] [$($acc)*
             /// Sets `key` to `value`; returns the previous value, or `None`.
-            fn insert(
+            fn insert<'py>(
                 &self,
-                py: ::pyo3::Python<'_>,
+                py: ::pyo3::Python<'py>,
                 key: &::pyo3::Bound<'_, ::pyo3::PyAny>,
                 value: &::pyo3::Bound<'_, ::pyo3::PyAny>,
-            ) -> ::pyo3::PyResult<Option<::pyo3::Py<::pyo3::PyAny>>> {
+            ) -> ::pyo3::PyResult<Option<::pyo3::Bound<'py, ::pyo3::PyAny>>> {
                 self.core.insert(py, key, value, <$core>::no_meta())
             }
 
@@ -491,13 +491,13 @@ macro_rules! __cache_methods {
             /// Sets `key` to `value`, expiring after `ttl` seconds (`None`: never); returns
             /// the previous value, or `None`.
             #[pyo3(signature = (key, value, ttl = None))]
-            fn insert(
+            fn insert<'py>(
                 &self,
-                py: ::pyo3::Python<'_>,
+                py: ::pyo3::Python<'py>,
                 key: &::pyo3::Bound<'_, ::pyo3::PyAny>,
                 value: &::pyo3::Bound<'_, ::pyo3::PyAny>,
                 ttl: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
-            ) -> ::pyo3::PyResult<Option<::pyo3::Py<::pyo3::PyAny>>> {
+            ) -> ::pyo3::PyResult<Option<::pyo3::Bound<'py, ::pyo3::PyAny>>> {
                 let ttl = <$core>::vttl_arg(ttl)?;
                 self.core.insert(py, key, value, <$core>::expiring(ttl))
             }

@@ -270,7 +270,7 @@ impl<'py, P: Policy> Harness<'py, P> {
         let (meta, expires_after) = self.meta(ttl, freq);
         let may_raise = self.eq_may_raise(idx);
         let before = (self.store.len(), self.store.memory());
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let value_obj = self.values[value as usize].clone().unbind();
         let live_hit = self.model.get(&idx).filter(|m| !self.expired(m)).cloned();
         let result = {
@@ -532,7 +532,7 @@ impl<'py, P: Policy> Harness<'py, P> {
             return;
         }
         let expected = self.expected_victims();
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         let got = self.store.popitem(&mut trash);
         self.swept(&mut trash, "popitem");
         self.sweep_model();
@@ -558,7 +558,7 @@ impl<'py, P: Policy> Harness<'py, P> {
     /// where it has one, each once; sizes, values, frequencies and memory agree.
     fn compare(&mut self) {
         let py = self.py;
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         // VTTL sweeps here (TTL in the walk), so that `nth` below sweeps nothing more.
         self.store.live_len(&mut trash);
         self.swept(&mut trash, "live_len");
@@ -621,7 +621,7 @@ impl<'py, P: Policy> Harness<'py, P> {
             fail(format!("walk yields {walked:?}, model live keys {live:?}"));
         }
         // nth agrees with the walk.
-        let mut trash = Trash::default();
+        let mut trash = Trash::new(py);
         for (i, &(_, id)) in seen.iter().enumerate() {
             if self.store.nth(i as isize, &mut trash) != Some(id) {
                 fail(format!("nth({i}) disagrees with the walk"));
@@ -670,7 +670,7 @@ impl<'py, P: Policy> Harness<'py, P> {
             Op::Pop { key } => self.pop(self.key_index(key)),
             Op::PopItem => self.popitem(),
             Op::Clear { reuse } => {
-                let mut trash = Trash::default();
+                let mut trash = Trash::new(py);
                 self.store.clear(reuse, &mut trash);
                 let n = trash.len();
                 if n != self.model.len() {
@@ -683,7 +683,7 @@ impl<'py, P: Policy> Harness<'py, P> {
                 }
             }
             Op::Shrink => {
-                let mut trash = Trash::default();
+                let mut trash = Trash::new(py);
                 self.store.shrink_to_fit(&mut trash);
                 self.swept(&mut trash, "shrink_to_fit");
                 if matches!(self.kind, Kind::Ttl | Kind::Vttl) {
@@ -691,7 +691,7 @@ impl<'py, P: Policy> Harness<'py, P> {
                 }
             }
             Op::Nth { n } => {
-                let mut trash = Trash::default();
+                let mut trash = Trash::new(py);
                 let got = self.store.nth(n as isize, &mut trash);
                 self.swept(&mut trash, "nth");
                 let live = self.live_keys().len() as isize;
@@ -703,7 +703,7 @@ impl<'py, P: Policy> Harness<'py, P> {
             Op::Walk { touch } => {
                 // A walk with reads (LRU moves, LFU +1) interleaved: never invalidated, never
                 // yields more than the live entries it started with, or an entry twice.
-                let mut trash = Trash::default();
+                let mut trash = Trash::new(py);
                 let mut walk = self.store.walk(&mut trash);
                 self.swept(&mut trash, "walk");
                 let live = self.live_keys().len();
@@ -736,7 +736,7 @@ impl<'py, P: Policy> Harness<'py, P> {
                 self.now += units;
             }
             Op::LiveLen => {
-                let mut trash = Trash::default();
+                let mut trash = Trash::new(py);
                 let n = self.store.live_len(&mut trash);
                 self.swept(&mut trash, "live_len");
                 if n != self.live_keys().len() {
