@@ -31,9 +31,11 @@ use pyo3::exceptions::{PySystemError, PyTypeError};
 use pyo3::ffi;
 use pyo3::panic::PanicException;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyClass;
 
 use crate::core::CacheCore;
+use crate::decorators::CachedFunction;
 use crate::policy::{NewMeta, Policy};
 
 /// A cache class whose mapping slots this module serves.
@@ -199,4 +201,50 @@ fn install_get<C: FastMapping>(py: Python<'_>) -> PyResult<()> {
         let descriptor = Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(class.as_type_ptr(), fast))?;
         class.setattr(pyo3::intern!(py, "get"), descriptor)
     }
+}
+
+/// pyo3's own `tp_call` of `CachedFunction`, kept by `install_call` for async functions.
+static PYO3_CALL: OnceLock<ffi::ternaryfunc> = OnceLock::new();
+
+unsafe extern "C" fn call(
+    slf: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls `tp_call` attached, with a live `slf`, an argument tuple and a
+    // keyword dict or NULL.
+    let direct = unsafe {
+        run(None, |py| {
+            let this = Bound::ref_from_ptr(py, &slf).cast::<CachedFunction>()?.get();
+            let args = Bound::ref_from_ptr(py, &args).cast::<PyTuple>()?;
+            let kwargs = if kwargs.is_null() { None } else { Some(Bound::ref_from_ptr(py, &kwargs).cast::<PyDict>()?) };
+            Ok(Some(this.call_direct(py, args, kwargs).map(|r| r.map(Py::into_ptr))))
+        })
+    };
+    match direct {
+        Some(Some(Ok(out))) => out,
+        Some(Some(Err(err))) => raise(err, std::ptr::null_mut()),
+        // An error was raised by `run`.
+        None => std::ptr::null_mut(),
+        // SAFETY: `install_call` stored pyo3's `tp_call` before installing this one; it takes
+        // the arguments CPython gave us unchanged.
+        Some(None) => unsafe { PYO3_CALL.get().expect("installed")(slf, args, kwargs) },
+    }
+}
+
+/// Points `CachedFunction`'s `tp_call` at `call`, keeping pyo3's for async functions.
+pub fn install_call(py: Python<'_>) -> PyResult<()> {
+    let tp = py.get_type::<CachedFunction>().as_type_ptr();
+    // SAFETY: `tp` is `CachedFunction`'s heap type, alive for the whole interpreter, with a
+    // `tp_call` from its `__call__`; the module is being initialized (the GIL, or on a
+    // free-threaded build the import lock, is held), so nothing calls it meanwhile.
+    unsafe {
+        let Some(pyo3_call) = (*tp).tp_call else {
+            return Err(PySystemError::new_err("CachedFunction has no tp_call"));
+        };
+        let _ = PYO3_CALL.set(pyo3_call);
+        (*tp).tp_call = Some(call);
+        ffi::PyType_Modified(tp);
+    }
+    Ok(())
 }

@@ -64,6 +64,7 @@ mod _core {
             class.setattr("__name__", name)?;
         }
         crate::classes::install_fast_slots(m.py())?;
+        crate::fastslots::install_call(m.py())?;
         crate::decorators::register(m)
     }
 

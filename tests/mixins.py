@@ -1443,6 +1443,20 @@ class DirectSlotsMixin(CacheHarness):
         del info, key
         assert gone() is None
 
+    def test_int_sizes_are_read_from_the_object(self):
+        # Exact ints are measured from their header (src/convert.rs); the charge must still be
+        # what ``__sizeof__`` says, for every digit count and sign, and subclasses (bool too)
+        # keep their own ``__sizeof__``.
+        class Small(int):
+            def __sizeof__(self):
+                return 3
+
+        ints = [0, 1, -1, 2**30 - 1, 2**30, -(2**30), 2**60, -(2**64), 10**100, -(10**300), True, Small(7)]
+        for n in ints:
+            c = self.make(10)
+            c[n] = n
+            assert c.memory() == 2 * n.__sizeof__(), n
+
     def test_get_argument_forms(self):
         c = self.make(10, {1: "one"})
         assert c.get(1) == "one"

@@ -2320,3 +2320,26 @@ def test_cache_clear_while_a_key_is_in_flight():
         assert func(1) == 1
         """
     )
+
+
+class _Result:
+    """A weak-referenceable result."""
+
+
+@pytest.mark.parametrize("callback", [None, lambda event, key, value: None])
+def test_direct_call_releases_references_at_once(callback):
+    # A decorated function is called through cachebox's own ``tp_call`` (src/fastslots.rs),
+    # outside pyo3's trampoline: whatever a call gives up must still be released at once.
+    @cached(LRUCache(1), callback=callback)
+    def f(x):
+        return _Result()
+
+    first = weakref.ref(f(1))
+    assert f(1) is first()  # a hit returns the cached object
+    f(2)  # evicts the result for 1
+    assert first() is None
+
+    copied = cached(LRUCache(2), copy_level=2)(lambda: [1, 2])
+    original = copied()
+    assert copied() == original and copied() is not original
+    assert copied.cache_info().hits == 2

@@ -185,17 +185,21 @@ impl Memo {
 
     /// The result handed to the caller, copied as `copy_level` says. The cache (and the
     /// callback) keep the original object.
+    /// The original is released through `Bound` when a copy replaces it (see `Trash`).
     pub fn copy_out(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        let v = value.bind(py);
+        if matches!(self.copy_level, CopyLevel::Never) {
+            return Ok(value);
+        }
+        let v = value.into_bound(py);
         match self.copy_level {
-            CopyLevel::Never => Ok(value),
-            CopyLevel::Always => Ok(copy_function(py)?.call1((v,))?.unbind()),
+            CopyLevel::Never => Ok(v.unbind()),
+            CopyLevel::Always => Ok(copy_function(py)?.call1((&v,))?.unbind()),
             CopyLevel::Containers => {
                 if !(v.is_exact_instance_of::<PyDict>()
                     || v.is_exact_instance_of::<PyList>()
                     || v.is_exact_instance_of::<PySet>())
                 {
-                    return Ok(value);
+                    return Ok(v.unbind());
                 }
                 if let Ok(l) = v.cast_exact::<PyList>() {
                     return Ok(l.get_slice(0, l.len()).into_any().unbind());
@@ -240,6 +244,32 @@ impl Memo {
             (Some(cache), None) => self.call_fast(py, cache, args),
             _ => self.call_general(py, args, kwargs),
         }
+    }
+
+    /// `call` for the direct `tp_call` (`fastslots`), which runs without pyo3's attach count:
+    /// a plain hit (no callback) is served here, where nothing drops a `Py`; everything else
+    /// runs inside `Python::attach`, so that the references a miss gives up are released at
+    /// once rather than deferred.
+    pub fn call_direct(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        if let (Some(cache), None, None) = (&self.fast, kwargs, &self.callback) {
+            let key = make_key(args, None, FastTypes::IntStr)?;
+            let hash = hash_key(&key)?;
+            if let Some(value) = cache.lookup(py, &key, hash)? {
+                self.count(EVENT_HIT);
+                return self.copy_out(py, value);
+            }
+            return Python::attach(|py| {
+                let done = self.miss(py, &Target::Native(cache), args, None, &key, hash)?;
+                self.count(done.event);
+                self.copy_out(py, done.value)
+            });
+        }
+        Python::attach(|py| self.call(py, args, kwargs))
     }
 
     /// The common case, like CPython's `lru_cache`: the key is the argument tuple itself, or

@@ -260,6 +260,20 @@ fn cache_clear(wrapper: &Bound<'_, CachedFunction>) -> PyResult<()> {
     memo.pending.clear(py)
 }
 
+impl CachedFunction {
+    /// `__call__` for the direct `tp_call` (`fastslots`); `None` for an async function, whose
+    /// call builds an awaitable and goes through pyo3's `__call__`.
+    #[inline]
+    pub fn call_direct(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> Option<PyResult<Py<PyAny>>> {
+        (!self.is_async).then(|| self.memo.call_direct(py, args, kwargs))
+    }
+}
+
 #[pymethods]
 impl CachedFunction {
     #[pyo3(signature = (*args, **kwargs))]
