@@ -31,6 +31,7 @@ struct Layout {
     float: usize,
 }
 
+#[inline]
 fn layout(py: Python<'_>) -> Option<&Layout> {
     // A `PyOnceLock`, not a std `OnceLock`: its initializer runs Python, and a thread that
     // waits for it must not hold the GIL meanwhile (that deadlocks with the initializing one).
@@ -105,13 +106,21 @@ fn int_header_matches(py: Python<'_>, layout: &Layout) -> bool {
 /// The charge of one object: `obj.__sizeof__()`, or `cls.__sizeof__(cls)` for a class. Exact
 /// `int`, `tuple` and `float` objects (keys and values of most caches) are measured without a
 /// Python call; subclasses may override `__sizeof__`, so only exact types qualify.
+#[inline(always)]
 pub fn sizeof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if obj.is_exact_instance_of::<PyInt>() {
+        if let Some(layout) = layout(obj.py()).filter(|layout| layout.int_header) {
+            return Ok(layout.int_size(int_digits(obj)));
+        }
+    }
+    sizeof_measured(obj)
+}
+
+#[inline(never)]
+fn sizeof_measured(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     let py = obj.py();
     if let Some(layout) = layout(py) {
         if obj.is_exact_instance_of::<PyInt>() {
-            if layout.int_header {
-                return Ok(layout.int_size(int_digits(obj)));
-            }
             if let Ok(v) = obj.extract::<i64>() {
                 // CPython stores 30-bit digits; this is what `int.__sizeof__` computes.
                 let bits = 64 - v.unsigned_abs().leading_zeros();

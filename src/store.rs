@@ -79,13 +79,19 @@ impl<'py> Trash<'py> {
         self.spill.get_or_insert_with(Box::default)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, entry: Entry) {
         if self.first.is_none() {
             self.first = Some(entry);
         } else {
-            self.spill().entries.push(entry);
+            self.push_spilled(entry);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_spilled(&mut self, entry: Entry) {
+        self.spill().entries.push(entry);
     }
 
     pub fn push_value(&mut self, value: Py<PyAny>) {
@@ -287,7 +293,15 @@ impl<P: Policy> Store<P> {
         Ok(self.find(py, probe)?.filter(|&id| !P::EXPIRES || !self.is_expired(id, clock::now())))
     }
 
+    #[inline(always)]
     fn apply_fix(&mut self, fix: Fix) {
+        if !matches!(fix, Fix::None) {
+            self.apply_moved_fix(fix);
+        }
+    }
+
+    #[inline(never)]
+    fn apply_moved_fix(&mut self, fix: Fix) {
         match fix {
             Fix::None => {}
             Fix::Moved { from, to } => {
