@@ -290,7 +290,7 @@ impl<P: Policy> Store<P> {
     /// found (a miss costs no clock read).
     #[inline(always)]
     pub fn find_live(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<u32>> {
-        Ok(self.find(py, probe)?.filter(|&id| !P::EXPIRES || !self.is_expired(id, clock::now())))
+        Ok(self.find(py, probe)?.filter(|&id| !P::EXPIRES || !clock::expired(self.policy.expire_at(id))))
     }
 
     #[inline(always)]
