@@ -813,9 +813,19 @@ def _pickle_subjects(name):
 
 
 def _may_hold_buffer_opcodes(data):
-    # Any such byte, wherever it is: a flip that changes a length can make the parser read a
-    # payload byte (TTL expiry floats differ from run to run) as an opcode.
-    return any(op in data for op in (0x96, 0x97, 0x98))
+    """Whether unpickling ``data`` would reach a BYTEARRAY8, NEXT_BUFFER or READONLY_BUFFER
+    opcode. The opcodes are parsed in sequence, as the unpickler reads them (a flip that
+    changes a length can turn a payload byte into an opcode), up to the first one that does
+    not parse, where the unpickler stops too."""
+    import pickletools
+
+    try:
+        for opcode, _arg, _pos in pickletools.genops(data):
+            if opcode.code.encode("latin-1") in (b"\x96", b"\x97", b"\x98"):
+                return True
+    except Exception:  # noqa: BLE001 (malformed from here on: the unpickler stops here too)
+        pass
+    return False
 
 
 def battery_pickle_corruption(name, flips=600):
