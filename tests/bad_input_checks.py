@@ -813,18 +813,22 @@ def _pickle_subjects(name):
 
 
 def _may_hold_buffer_opcodes(data):
-    """Whether unpickling ``data`` would reach a BYTEARRAY8, NEXT_BUFFER or READONLY_BUFFER
+    """Whether unpickling ``data`` may reach a BYTEARRAY8, NEXT_BUFFER or READONLY_BUFFER
     opcode. The opcodes are parsed in sequence, as the unpickler reads them (a flip that
-    changes a length can turn a payload byte into an opcode), up to the first one that does
-    not parse, where the unpickler stops too."""
+    changes a length can turn a payload byte into an opcode). ``pickletools`` is stricter than
+    the unpickler about some arguments, so past the first opcode it cannot parse, any such byte
+    counts."""
     import pickletools
 
+    buffer_codes = ("\x96", "\x97", "\x98")
+    resume = 0
     try:
-        for opcode, _arg, _pos in pickletools.genops(data):
-            if opcode.code.encode("latin-1") in (b"\x96", b"\x97", b"\x98"):
+        for opcode, _arg, pos in pickletools.genops(data):
+            if opcode.code in buffer_codes:
                 return True
-    except Exception:  # noqa: BLE001 (malformed from here on: the unpickler stops here too)
-        pass
+            resume = pos if pos is not None else resume
+    except Exception:  # noqa: BLE001 (judged from the bytes below)
+        return any(code.encode("latin-1") in data[resume:] for code in buffer_codes)
     return False
 
 
