@@ -801,7 +801,7 @@ pub trait MemoCache: Send + Sync {
 }
 
 impl<P: Policy> MemoCache for CacheCore<P> {
-    #[inline]
+    #[inline(always)]
     fn lookup(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>> {
         let probe = Probe { key, hash, owner: self.store.owner() };
         let mut store = self.lock(py)?;

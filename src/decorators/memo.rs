@@ -186,21 +186,33 @@ impl Memo {
     /// The result handed to the caller, copied as `copy_level` says. The cache (and the
     /// callback) keep the original object.
     /// The original is released through `Bound` when a copy replaces it (see `Trash`).
+    #[inline(always)]
     pub fn copy_out(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        if matches!(self.copy_level, CopyLevel::Never) {
-            return Ok(value);
+        let needs_copy = match self.copy_level {
+            CopyLevel::Never => false,
+            CopyLevel::Always => true,
+            CopyLevel::Containers => {
+                let v = value.bind(py);
+                v.is_exact_instance_of::<PyDict>()
+                    || v.is_exact_instance_of::<PyList>()
+                    || v.is_exact_instance_of::<PySet>()
+            }
+        };
+        if needs_copy {
+            self.copied(py, value)
+        } else {
+            Ok(value)
         }
+    }
+
+    /// A copy of `value` (which `copy_out` found needs one), as `copy_level` says.
+    #[inline(never)]
+    fn copied(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
         let v = value.into_bound(py);
         match self.copy_level {
             CopyLevel::Never => Ok(v.unbind()),
             CopyLevel::Always => Ok(copy_function(py)?.call1((&v,))?.unbind()),
             CopyLevel::Containers => {
-                if !(v.is_exact_instance_of::<PyDict>()
-                    || v.is_exact_instance_of::<PyList>()
-                    || v.is_exact_instance_of::<PySet>())
-                {
-                    return Ok(v.unbind());
-                }
                 if let Ok(l) = v.cast_exact::<PyList>() {
                     return Ok(l.get_slice(0, l.len()).into_any().unbind());
                 }
