@@ -180,6 +180,7 @@ impl<P: Policy> CacheCore<P> {
     /// Runs `write` (an insert) until it does not ask for the size of a stored key: an update
     /// through an equal but distinct key object keeps the stored key, so the entry's charge
     /// is that key's `__sizeof__`, measured here without the lock.
+    #[inline(always)]
     fn charged<T>(
         &self,
         py: Python<'_>,
@@ -206,6 +207,7 @@ impl<P: Policy> CacheCore<P> {
         }
     }
 
+    #[inline(always)]
     fn charge(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Charge> {
         Ok(Charge { key: sizeof(key)?, value: sizeof(value)?, stored_key: None })
     }
