@@ -18,10 +18,21 @@ use crate::sync::Owner;
 
 /// Runs the stored key's `__eq__` against the probe's key (out of line: the hot probe loop
 /// stays small, and the owner is marked only when Python really runs under the lock).
+///
+/// `PyObject_RichCompareBool`, what a dict does, rather than `Bound::eq` (a compare, then a
+/// truth test of the result object): a decorator hit compares freshly built argument tuples
+/// every time.
+#[allow(unsafe_code)]
 #[inline(never)]
 fn keys_equal(py: Python<'_>, stored: &Py<PyAny>, probe: &Probe<'_, '_>) -> PyResult<bool> {
-    probe.owner.mark();
-    stored.bind(py).eq(probe.key)
+    probe.owner.mark(py);
+    // SAFETY: both are live objects (the stored key is owned by the store, the probe's key is
+    // borrowed by the caller) and the thread is attached (`py`).
+    match unsafe { pyo3::ffi::PyObject_RichCompareBool(stored.as_ptr(), probe.key.as_ptr(), pyo3::ffi::Py_EQ) } {
+        -1 => Err(PyErr::take(py)
+            .unwrap_or_else(|| pyo3::exceptions::PySystemError::new_err("key comparison failed without an exception"))),
+        result => Ok(result == 1),
+    }
 }
 
 /// `maxsize`/`maxmemory` of 0 mean "no limit", reported as `sys.maxsize`.

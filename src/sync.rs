@@ -32,6 +32,17 @@ pub fn thread_id() -> usize {
     THREAD_MARK.with(|mark| std::ptr::from_ref(mark) as usize)
 }
 
+/// The attached thread's interpreter state: no two threads attached at the same time share
+/// one, and it is read without a thread-local lookup of this library's own (which, in a shared
+/// library, is a call: the owner is marked on every key comparison of a probe).
+#[allow(unsafe_code)]
+#[inline]
+fn attached_thread(_py: Python<'_>) -> usize {
+    // SAFETY: a `Python` token means this thread is attached, hence has a current thread state,
+    // which is all `PyThreadState_Get` reads (it aborts only when there is none).
+    unsafe { pyo3::ffi::PyThreadState_Get() as usize }
+}
+
 pub struct Guarded<T> {
     mutex: Mutex<T>,
     owner: Owner,
@@ -47,17 +58,15 @@ impl Owner {
     }
 
     /// Records the current thread as the lock's owner: call before running Python code while
-    /// holding the lock. Out of line, so the thread-local lookup is never hoisted into a hot
-    /// path that only might run Python.
-    #[cold]
-    #[inline(never)]
-    pub fn mark(&self) {
-        self.0.store(thread_id(), Ordering::Relaxed);
+    /// holding the lock.
+    #[inline]
+    pub fn mark(&self, py: Python<'_>) {
+        self.0.store(attached_thread(py), Ordering::Relaxed);
     }
 
     #[inline]
-    fn is_current(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == thread_id()
+    fn is_current(&self, py: Python<'_>) -> bool {
+        self.0.load(Ordering::Relaxed) == attached_thread(py)
     }
 
     #[inline]
@@ -95,7 +104,7 @@ impl<T> Guarded<T> {
     #[cold]
     #[inline(never)]
     fn lock_contended(&self, py: Python<'_>) -> PyResult<Locked<'_, T>> {
-        if self.owner.is_current() {
+        if self.owner.is_current(py) {
             return Err(PyRuntimeError::new_err(
                 "cache re-entered while it is busy (from __eq__, __del__ or a GC pass on the same \
                  thread); this operation is not allowed",
@@ -107,7 +116,7 @@ impl<T> Guarded<T> {
     /// `lock`, for a holder that runs Python code throughout (marks the owner at once).
     pub fn lock_marked(&self, py: Python<'_>) -> PyResult<Locked<'_, T>> {
         let locked = self.lock(py)?;
-        self.owner.mark();
+        self.owner.mark(py);
         Ok(locked)
     }
 
