@@ -338,3 +338,34 @@ def test_churn_keeps_rss_flat(name):
     report = json.loads(line)
     assert report["consistent"], report
     assert report["growth"] <= RSS_SLACK, f"RSS grew by {report['growth'] / 2**20:.1f} MiB"
+
+
+def child_collection_while_objects_are_built(name):
+    """Collects on (nearly) every allocation while decorated functions and instances of a
+    subclass of ``name`` are built. pyo3 allocates an object through ``object_new``, which
+    creates the instance ``__dict__`` before the Rust fields are written; with the dict free
+    list empty that allocation can start a collection that traverses the half-built object
+    (a decorated function's traversal once read its unset fields and crashed)."""
+    cls = getattr(cachebox, name)
+    subclass = type("Sub" + name, (cls,), {})
+    deco = cachebox.cached(cachebox.LRUCache(10))
+    keep = []
+    gc.set_threshold(1)
+    try:
+        for _ in range(200):
+            keep.append([{} for _ in range(100)])  # empties the dict free list
+            keep.append(deco(len))
+            keep.append(subclass(*_args_for(name)))
+    finally:
+        gc.set_threshold(700, 10, 10)
+    print(len(keep))
+
+
+def _args_for(name):
+    return (10, 60) if name == "TTLCache" else (10,)
+
+
+@pytest.mark.parametrize("name", CLASS_NAMES)
+def test_collection_while_objects_are_built(name):
+    (line,) = assert_child_ok("test_gc", "child_collection_while_objects_are_built", name)
+    assert line == "600"

@@ -150,7 +150,7 @@ impl Decorator {
         };
         let inspect = py.import(intern!(py, "inspect"))?;
         let is_async = inspect.call_method1(intern!(py, "iscoroutinefunction"), (func,))?.is_truthy()?;
-        let wrapper = Py::new(py, CachedFunction { memo: Arc::new(memo), is_async, factory })?;
+        let wrapper = Py::new(py, CachedFunction { memo: Some(Arc::new(memo)), is_async, factory })?;
         let bound = wrapper.bind(py);
         py.import(intern!(py, "functools"))?.call_method1(intern!(py, "update_wrapper"), (bound, func))?;
         if is_async {
@@ -206,7 +206,11 @@ fn mark_coroutine_function(wrapper: &Bound<'_, PyAny>, func: &Bound<'_, PyAny>) 
 /// A memoized function: call it like the original (SPEC §8).
 #[pyclass(module = "cachebox", frozen, dict, weakref)]
 pub struct CachedFunction {
-    memo: Arc<Memo>,
+    /// Always `Some` once built. The collector can traverse the object in the instant between
+    /// its allocation and pyo3 writing these fields (allocating the instance `__dict__` may
+    /// trigger a collection), when they are all zero bytes: a valid `None` here, and `false`
+    /// for the flags, where a bare `Arc` would be a null pointer.
+    memo: Option<Arc<Memo>>,
     is_async: bool,
     factory: bool,
 }
@@ -233,7 +237,7 @@ fn bound_helper<'py>(slf: &Bound<'py, CachedFunction>, which: usize, name: &str)
 #[pyfunction]
 fn cache_info<'py>(wrapper: &Bound<'py, CachedFunction>) -> PyResult<Bound<'py, PyAny>> {
     let py = wrapper.py();
-    let memo = &wrapper.get().memo;
+    let memo = wrapper.get().memo();
     let Source::Fixed { cache, .. } = &memo.source else { return Err(no_cache_attribute("cache_info")) };
     let cache = cache.bind(py);
     let info = CACHE_INFO.get(py).ok_or_else(|| PyValueError::new_err("cachebox is not initialized"))?;
@@ -250,7 +254,7 @@ fn cache_info<'py>(wrapper: &Bound<'py, CachedFunction>) -> PyResult<Bound<'py, 
 #[pyfunction]
 fn cache_clear(wrapper: &Bound<'_, CachedFunction>) -> PyResult<()> {
     let py = wrapper.py();
-    let memo = &wrapper.get().memo;
+    let memo = wrapper.get().memo();
     let Source::Fixed { cache, .. } = &memo.source else { return Err(no_cache_attribute("cache_clear")) };
     let kwargs = PyDict::new(py);
     kwargs.set_item(intern!(py, "reuse"), memo.clear_reuse)?;
@@ -261,6 +265,11 @@ fn cache_clear(wrapper: &Bound<'_, CachedFunction>) -> PyResult<()> {
 }
 
 impl CachedFunction {
+    #[inline]
+    fn memo(&self) -> &Arc<Memo> {
+        self.memo.as_ref().expect("a CachedFunction is built with its Memo")
+    }
+
     /// `__call__` for the direct `tp_call` (`fastslots`); `None` for an async function, whose
     /// call builds an awaitable and goes through pyo3's `__call__`.
     #[inline]
@@ -270,7 +279,7 @@ impl CachedFunction {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> Option<PyResult<Py<PyAny>>> {
-        (!self.is_async).then(|| self.memo.call_direct(py, args, kwargs))
+        (!self.is_async).then(|| self.memo().call_direct(py, args, kwargs))
     }
 }
 
@@ -285,11 +294,11 @@ impl CachedFunction {
         let py = slf.py();
         let this = slf.get();
         if this.is_async {
-            let call = AsyncCall::new(this.memo.clone(), args.clone().unbind(), kwargs.map(|k| k.clone().unbind()));
+            let call = AsyncCall::new(this.memo().clone(), args.clone().unbind(), kwargs.map(|k| k.clone().unbind()));
             let awaitable = CachedCall { owner: slf.clone().into_any().unbind(), call: Guarded::new(call) };
             return Ok(Py::new(py, awaitable)?.into_any());
         }
-        this.memo.call(py, args, kwargs)
+        this.memo().call(py, args, kwargs)
     }
 
     /// Binds like a function, so methods receive `self` as `args[0]`.
@@ -311,7 +320,7 @@ impl CachedFunction {
     /// The cache (absent when it comes from a factory).
     #[getter]
     fn cache(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match &self.memo.source {
+        match &self.memo().source {
             Source::Fixed { cache, .. } => Ok(cache.clone_ref(py)),
             Source::Factory(_) => Err(no_cache_attribute("cache")),
         }
@@ -332,7 +341,7 @@ impl CachedFunction {
     /// The `callback` given to the decorator, or `None`.
     #[getter]
     fn callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.memo.callback.as_ref().map(|c| c.clone_ref(py))
+        self.memo().callback.as_ref().map(|c| c.clone_ref(py))
     }
 
     /// On CPython 3.9, `inspect.iscoroutinefunction` only accepts `FunctionType` instances;
@@ -356,13 +365,13 @@ impl CachedFunction {
         let py = slf.py();
         let name = match slf.getattr(intern!(py, "__qualname__")) {
             Ok(name) => name.str()?.to_string(),
-            Err(_) => slf.get().memo.func.bind(py).repr()?.to_string(),
+            Err(_) => slf.get().memo().func.bind(py).repr()?.to_string(),
         };
         Ok(format!("<cached function {name} at {:#x}>", slf.as_ptr() as usize))
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        let memo = &self.memo;
+        let Some(memo) = &self.memo else { return Ok(()) };
         visit.call(&memo.func)?;
         match &memo.source {
             Source::Fixed { cache, .. } => visit.call(cache)?,
