@@ -45,15 +45,10 @@ pub const UNLIMITED: usize = isize::MAX as usize;
 pub struct Trash<'py> {
     py: Python<'py>,
     first: Option<Entry>,
-    /// Entries beyond the first and replaced values, rare enough to live behind a pointer
-    /// (an empty `Trash` is then dropped with two tests).
-    spill: Option<Box<Spill>>,
-}
-
-#[derive(Default)]
-struct Spill {
-    entries: Vec<Entry>,
-    values: Vec<Py<PyAny>>,
+    /// Entries beyond the first. Rare, so boxed: a `Trash` is then three words, cheap to set
+    /// up and tear down on every insert (a bare `Vec` costs measurably more there).
+    #[allow(clippy::box_collection)]
+    spill: Option<Box<Vec<Entry>>>,
 }
 
 impl Drop for Trash<'_> {
@@ -63,20 +58,15 @@ impl Drop for Trash<'_> {
             entry.release(self.py);
         }
         if let Some(spill) = self.spill.take() {
-            spill.release(self.py);
+            release_all(*spill, self.py);
         }
     }
 }
 
-impl Spill {
-    #[inline(never)]
-    fn release(self, py: Python<'_>) {
-        for entry in self.entries {
-            entry.release(py);
-        }
-        for value in self.values {
-            drop(value.into_bound(py));
-        }
+#[inline(never)]
+fn release_all(entries: Vec<Entry>, py: Python<'_>) {
+    for entry in entries {
+        entry.release(py);
     }
 }
 
@@ -86,7 +76,7 @@ impl<'py> Trash<'py> {
         Self { py, first: None, spill: None }
     }
 
-    fn spill(&mut self) -> &mut Spill {
+    fn spill(&mut self) -> &mut Vec<Entry> {
         self.spill.get_or_insert_with(Box::default)
     }
 
@@ -102,21 +92,17 @@ impl<'py> Trash<'py> {
     #[cold]
     #[inline(never)]
     fn push_spilled(&mut self, entry: Entry) {
-        self.spill().entries.push(entry);
-    }
-
-    pub fn push_value(&mut self, value: Py<PyAny>) {
-        self.spill().values.push(value);
+        self.spill().push(entry);
     }
 
     /// Room for a bulk removal (`clear`).
     pub fn bulk(&mut self) -> &mut Vec<Entry> {
-        &mut self.spill().entries
+        self.spill()
     }
 
     /// How many entries were removed.
     pub fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.spill.as_ref().map_or(0, |spill| spill.entries.len())
+        usize::from(self.first.is_some()) + self.spill.as_ref().map_or(0, |spill| spill.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -128,7 +114,7 @@ impl<'py> Trash<'py> {
     pub fn take_entries(&mut self) -> Vec<Entry> {
         let mut out: Vec<Entry> = self.first.take().into_iter().collect();
         if let Some(spill) = self.spill.take() {
-            out.extend(spill.entries);
+            out.extend(*spill);
         }
         out
     }

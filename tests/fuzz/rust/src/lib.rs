@@ -532,7 +532,7 @@ impl<'py, P: Policy> Harness<'py, P> {
             return;
         }
         let expected = self.expected_victims();
-        let mut trash = Trash::new(py);
+        let mut trash = Trash::new(self.py);
         let got = self.store.popitem(&mut trash);
         self.swept(&mut trash, "popitem");
         self.sweep_model();
