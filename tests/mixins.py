@@ -1401,12 +1401,16 @@ class DirectSlotsMixin(CacheHarness):
     keep: references given up are released at once (not deferred), errors and argument
     handling are pyo3's, and subclasses still override them."""
 
+    @staticmethod
+    def _watched(c, key):
+        """Stores a fresh ``Released`` value under ``key``; returns a weak reference to it."""
+        value = Released()
+        c[key] = value
+        return weakref.ref(value)
+
     def test_replaced_value_is_released_at_once(self):
         c = self.make(10)
-        value = Released()
-        gone = weakref.ref(value)
-        c["k"] = value
-        del value
+        gone = self._watched(c, "k")
         c["k"] = 1
         assert gone() is None
 
@@ -1421,10 +1425,7 @@ class DirectSlotsMixin(CacheHarness):
 
     def test_evicted_or_cleared_entry_is_released_at_once(self):
         c = self.make(2)
-        value = Released()
-        gone = weakref.ref(value)
-        c["first"] = value
-        del value
+        gone = self._watched(c, "first")
         if self.EVICTS:
             # Until it is the one evicted (RR picks at random); listing the keys touches none.
             for i in range(10_000):
