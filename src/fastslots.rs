@@ -1,13 +1,14 @@
-//! Direct C entry points for the hottest cache operations: `c[k]`, `k in c`, `c[k] = v` /
-//! `del c[k]` and `c.get(k[, default])`.
+//! Direct C entry points for the hottest operations: `c[k]`, `k in c`, `c[k] = v` /
+//! `del c[k]`, `c.get(k[, default])` and calls of decorated functions.
 //!
-//! pyo3 stamps these slots and the `get` method too, and they are installed first; this
-//! module then points the type's `mp_subscript`, `sq_contains` and `mp_ass_subscript` at
-//! leaner functions that call the very same core methods, and replaces the `get` descriptor
-//! with one whose C function parses the positional forms itself (keywords, and any argument
-//! count error, go to pyo3's original function). What they leave out, measured with callgrind on `c[k]` (a hit
-//! cost 392 instructions, 267 for a dict): pyo3's trampoline, its slot wrapper and argument
-//! handling, about 80 instructions, two thread-local lookups among them.
+//! pyo3 stamps these slots and methods too, and they are installed first; this module then
+//! points the cache types' `mp_subscript`, `sq_contains` and `mp_ass_subscript` at leaner
+//! functions that call the very same core methods, replaces the `get` descriptor with one
+//! whose C function parses the positional forms itself (keywords, and any argument count
+//! error, go to pyo3's original function), and serves plain hits of `CachedFunction`'s
+//! `tp_call`. What they leave out, measured with callgrind on `c[k]` (a hit cost 392
+//! instructions, 267 for a dict): pyo3's trampoline, its slot wrapper and argument handling,
+//! about 80 instructions, two thread-local lookups among them.
 //!
 //! What pyo3's trampoline does and how these slots stand in for it:
 //! - It asserts the thread is attached: CPython calls a type slot only from an attached
@@ -213,22 +214,21 @@ unsafe extern "C" fn call(
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython calls `tp_call` attached, with a live `slf`, an argument tuple and a
     // keyword dict or NULL.
+    // `None`: not ours to serve (an async function); an error is raised by `run`, which then
+    // returns NULL.
     let direct = unsafe {
-        run(None, |py| {
+        run(Some(std::ptr::null_mut()), |py| {
             let this = Bound::ref_from_ptr(py, &slf).cast::<CachedFunction>()?.get();
             let args = Bound::ref_from_ptr(py, &args).cast::<PyTuple>()?;
             let kwargs = if kwargs.is_null() { None } else { Some(Bound::ref_from_ptr(py, &kwargs).cast::<PyDict>()?) };
-            Ok(Some(this.call_direct(py, args, kwargs).map(|r| r.map(Py::into_ptr))))
+            Ok(this.call_direct(py, args, kwargs).transpose()?.map(Py::into_ptr))
         })
     };
     match direct {
-        Some(Some(Ok(out))) => out,
-        Some(Some(Err(err))) => raise(err, std::ptr::null_mut()),
-        // An error was raised by `run`.
-        None => std::ptr::null_mut(),
+        Some(out) => out,
         // SAFETY: `install_call` stored pyo3's `tp_call` before installing this one; it takes
         // the arguments CPython gave us unchanged.
-        Some(None) => unsafe { PYO3_CALL.get().expect("installed")(slf, args, kwargs) },
+        None => unsafe { PYO3_CALL.get().expect("installed")(slf, args, kwargs) },
     }
 }
 

@@ -5,8 +5,8 @@
 //!   triggers) calls back into the *same* cache on the *same* thread, a plain mutex deadlocks.
 //!   Whoever is about to run Python under the lock first records its thread as the owner
 //!   (`Owner::mark`), and a failed acquisition by that same thread becomes `RuntimeError`.
-//!   Marking only then keeps thread-local lookups off the fast path: an operation that runs no
-//!   Python under the lock cannot be re-entered, so it needs no owner.
+//!   An operation that runs no Python under the lock cannot be re-entered, so it needs no
+//!   owner; the owner is the attached thread's state, read without a thread-local lookup.
 //! - A thread that blocks on the lock must not keep the interpreter attached (with the GIL, the
 //!   owner may be waiting for it inside `__eq__`), so the slow path uses `lock_py_attached`,
 //!   which detaches while it waits.
