@@ -8,6 +8,7 @@ use crate::base::BaseCacheImpl;
 use crate::core::{CacheCore, CoreIter, MemoCache};
 use crate::fastslots::{self, FastMapping};
 use crate::policy::{Fifo, Lfu, Lru, Ttl, Unordered, Vttl};
+use crate::store::ItemsLookup;
 
 type NoEvict = Unordered<false>;
 type Random = Unordered<true>;
@@ -51,7 +52,7 @@ cache_pyclass! {
 
 native_cache_enum! {
     /// A cache the decorators can drive without Python-level method calls.
-    NativeCache as MemoCache: [Cache, FIFOCache, RRCache, LRUCache, LFUCache, TTLCache, VTTLCache]
+    NativeCache as MemoCache, items: ItemsLookup: [Cache, FIFOCache, RRCache, LRUCache, LFUCache, TTLCache, VTTLCache]
 }
 
 /// Serves the mapping slots of every class directly (`fastslots`).

@@ -15,6 +15,40 @@ pub fn hash_key(key: &Bound<'_, PyAny>) -> PyResult<u32> {
     key.hash().map(fold_hash)
 }
 
+/// The hash CPython gives the tuple `items` (the xxHash-based mix of `Objects/tupleobject.c`,
+/// 3.8 onwards), computed without building the tuple: a decorated call through vectorcall
+/// looks its key up this way. `tuple_hash_matches` checks it against real tuples at import.
+pub fn items_hash(items: &[Bound<'_, PyAny>]) -> PyResult<isize> {
+    #[cfg(target_pointer_width = "64")]
+    const PRIMES: (usize, usize, usize, u32) = (11400714785074694791, 14029467366897019727, 2870177450012600261, 31);
+    #[cfg(not(target_pointer_width = "64"))]
+    const PRIMES: (usize, usize, usize, u32) = (2654435761, 2246822519, 374761393, 13);
+    let (p1, p2, p5, rotate) = PRIMES;
+    let mut acc = p5;
+    for item in items {
+        let lane = item.hash()? as usize;
+        acc = acc.wrapping_add(lane.wrapping_mul(p2)).rotate_left(rotate).wrapping_mul(p1);
+    }
+    acc = acc.wrapping_add(items.len() ^ (p5 ^ 3527539));
+    // -1 is the error value of `tp_hash`; CPython substitutes this constant.
+    Ok(if acc == usize::MAX { 1546275796 } else { acc as isize })
+}
+
+/// Whether `items_hash` agrees with `hash(tuple)` on this interpreter (checked once).
+pub fn tuple_hash_matches(py: Python<'_>) -> bool {
+    static MATCHES: PyOnceLock<bool> = PyOnceLock::new();
+    *MATCHES.get_or_init(py, || {
+        let samples = ["()", "(1,)", "(-1,)", "(1, 2)", "('a', 2.5, None, (3, -4), 2**70, -(2**65))"];
+        samples.iter().all(|src| {
+            let Ok(code) = std::ffi::CString::new(*src) else { return false };
+            let Ok(obj) = py.eval(&code, None, None) else { return false };
+            let Ok(tuple) = obj.cast::<PyTuple>() else { return false };
+            let items: Vec<_> = tuple.iter().collect();
+            matches!((items_hash(&items), tuple.hash()), (Ok(a), Ok(b)) if a == b)
+        })
+    })
+}
+
 /// The `__sizeof__` formulas of the exact builtin types the fast paths cover, measured once
 /// from the running interpreter (they differ between versions): `int` is
 /// `int_base + digit * max(ndigits, min_digits)`, `tuple` is `tuple_base + item * len`, and a

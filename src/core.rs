@@ -21,7 +21,7 @@ use crate::clock;
 use crate::convert::{for_each_pair, hash_key, sizeof};
 use crate::entry::Entry;
 use crate::policy::{NewMeta, Policy, Unordered};
-use crate::store::{Charge, Inserted, Limits, Probe, SetDefault, Store, Trash, Walk};
+use crate::store::{Charge, Inserted, ItemsLookup, Limits, Probe, SetDefault, Store, Trash, Walk};
 use crate::sync::{Guarded, Locked, Owner};
 
 /// What an iterator yields.
@@ -798,6 +798,8 @@ pub fn instance_dict<'py>(this: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>
 pub trait MemoCache: Send + Sync {
     /// `c[key]`, with the policy's touch; `None` on a miss.
     fn lookup(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>>;
+    /// `lookup` of the key `(*items,)`, without building the tuple (`hash` is its hash).
+    fn lookup_items(&self, py: Python<'_>, items: &[Bound<'_, PyAny>], hash: u32) -> PyResult<ItemsLookup<Py<PyAny>>>;
     /// `c[key] = value`.
     fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()>;
 }
@@ -808,6 +810,16 @@ impl<P: Policy> MemoCache for CacheCore<P> {
         let probe = Probe { key, hash, owner: self.store.owner() };
         let mut store = self.lock(py)?;
         Ok(store.get(py, &probe)?.map(|v| v.clone_ref(py)))
+    }
+
+    #[inline(always)]
+    fn lookup_items(&self, py: Python<'_>, items: &[Bound<'_, PyAny>], hash: u32) -> PyResult<ItemsLookup<Py<PyAny>>> {
+        let mut store = self.lock(py)?;
+        Ok(match store.get_items(py, hash, self.store.owner(), items)? {
+            ItemsLookup::Found(value) => ItemsLookup::Found(value.clone_ref(py)),
+            ItemsLookup::Absent => ItemsLookup::Absent,
+            ItemsLookup::Undecided => ItemsLookup::Undecided,
+        })
     }
 
     fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {

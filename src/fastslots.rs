@@ -248,3 +248,74 @@ pub fn install_call(py: Python<'_>) -> PyResult<()> {
     }
     Ok(())
 }
+
+/// `CachedFunction`'s vectorcall entry: a call with positional arguments only is served from
+/// the argument array, without the tuple `tp_call` needs (`Memo::call_vector`); keywords go
+/// the `tp_call` way above, with the tuple and dict built here.
+///
+/// # Safety
+/// CPython's vectorcall convention: `callable` is live, and `args` holds
+/// `PyVectorcall_NARGS(nargsf)` positional arguments followed by one value per name in
+/// `kwnames` (a tuple of strings, or NULL), all borrowed for the call; `args` may be NULL
+/// when there are none.
+pub unsafe extern "C" fn vectorcall(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as the function's contract says; CPython calls vectorcall attached.
+    unsafe {
+        let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
+        let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
+        run(std::ptr::null_mut(), |py| {
+            let this = Bound::ref_from_ptr(py, &callable).cast::<CachedFunction>()?;
+            // `Bound<PyAny>` is a transparent wrapper of the object pointer (what
+            // `Bound::ref_from_ptr` relies on too), so the argument array is a slice of them.
+            let all: &[Bound<'_, PyAny>] =
+                if nargs + nkw == 0 { &[] } else { std::slice::from_raw_parts(args.cast(), nargs + nkw) };
+            let (positional, values) = all.split_at(nargs);
+            if nkw == 0 {
+                if let Some(out) = this.get().call_vector(py, positional) {
+                    return Ok(out?.into_ptr());
+                }
+            }
+            // Keywords, or an async function: the tuple and dict `tp_call` takes.
+            let tuple = PyTuple::new(py, positional)?;
+            let kwargs = if nkw == 0 {
+                None
+            } else {
+                let names = Bound::ref_from_ptr(py, &kwnames).cast::<PyTuple>()?;
+                let dict = PyDict::new(py);
+                for (name, value) in names.iter().zip(values) {
+                    dict.set_item(name, value)?;
+                }
+                Some(dict)
+            };
+            let kwargs_ptr = kwargs.as_ref().map_or(std::ptr::null_mut(), |d| d.as_ptr());
+            Ok(Bound::from_owned_ptr_or_err(py, call(callable, tuple.as_ptr(), kwargs_ptr))?.into_ptr())
+        })
+    }
+}
+
+/// Gives `CachedFunction` the vectorcall protocol: its `tp_vectorcall_offset` points at each
+/// object's `vectorcall` field.
+pub fn install_vectorcall(py: Python<'_>) -> PyResult<()> {
+    // Measured now, so that no call ever runs Python code to find out.
+    let _ = crate::convert::tuple_hash_matches(py);
+    let offset = CachedFunction::vectorcall_offset(py)?;
+    let tp = py.get_type::<CachedFunction>().as_type_ptr();
+    // SAFETY: `tp` is `CachedFunction`'s heap type, alive for the whole interpreter; the
+    // module is being initialized, so nothing calls it meanwhile. `offset` is where every
+    // instance (the class is final) keeps a nullable `vectorcallfunc`, inside the object.
+    unsafe {
+        let inside = offset + std::mem::size_of::<ffi::vectorcallfunc>() <= (*tp).tp_basicsize as usize;
+        if !inside || offset % std::mem::align_of::<ffi::vectorcallfunc>() != 0 {
+            return Err(PySystemError::new_err("CachedFunction's vectorcall field is misplaced"));
+        }
+        (*tp).tp_vectorcall_offset = offset as ffi::Py_ssize_t;
+        (*tp).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+        ffi::PyType_Modified(tp);
+    }
+    Ok(())
+}

@@ -65,6 +65,7 @@ mod _core {
         }
         crate::classes::install_fast_slots(m.py())?;
         crate::fastslots::install_call(m.py())?;
+        crate::fastslots::install_vectorcall(m.py())?;
         crate::decorators::register(m)
     }
 

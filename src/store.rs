@@ -22,17 +22,55 @@ use crate::sync::Owner;
 /// `PyObject_RichCompareBool`, what a dict does, rather than `Bound::eq` (a compare, then a
 /// truth test of the result object): a decorator hit compares freshly built argument tuples
 /// every time.
-#[allow(unsafe_code)]
 #[inline(never)]
 fn keys_equal(py: Python<'_>, stored: &Py<PyAny>, probe: &Probe<'_, '_>) -> PyResult<bool> {
-    probe.owner.mark(py);
+    rich_eq(py, probe.owner, stored.bind(py), probe.key)
+}
+
+/// `stored == probe` as a dict decides it, marking the lock's owner first (the comparison
+/// runs Python code under the lock).
+#[allow(unsafe_code)]
+fn rich_eq(py: Python<'_>, owner: &Owner, stored: &Bound<'_, PyAny>, probe: &Bound<'_, PyAny>) -> PyResult<bool> {
+    owner.mark(py);
     // SAFETY: both are live objects (the stored key is owned by the store, the probe's key is
     // borrowed by the caller) and the thread is attached (`py`).
-    match unsafe { pyo3::ffi::PyObject_RichCompareBool(stored.as_ptr(), probe.key.as_ptr(), pyo3::ffi::Py_EQ) } {
+    match unsafe { pyo3::ffi::PyObject_RichCompareBool(stored.as_ptr(), probe.as_ptr(), pyo3::ffi::Py_EQ) } {
         -1 => Err(PyErr::take(py)
             .unwrap_or_else(|| pyo3::exceptions::PySystemError::new_err("key comparison failed without an exception"))),
         result => Ok(result == 1),
     }
+}
+
+/// Whether the stored key equals the tuple `items` would make, compared item by item as
+/// `tuple.__eq__` does; `None` when the stored key is not an exact tuple (its own `__eq__`
+/// must then decide, against a real tuple).
+#[inline(never)]
+fn items_equal(
+    py: Python<'_>,
+    owner: &Owner,
+    stored: &Py<PyAny>,
+    items: &[Bound<'_, PyAny>],
+) -> PyResult<Option<bool>> {
+    let Ok(stored) = stored.bind(py).cast_exact::<pyo3::types::PyTuple>() else { return Ok(None) };
+    let stored = stored.as_slice();
+    if stored.len() != items.len() {
+        return Ok(Some(false));
+    }
+    for (a, b) in stored.iter().zip(items) {
+        if a.as_ptr() != b.as_ptr() && !rich_eq(py, owner, a, b)? {
+            return Ok(Some(false));
+        }
+    }
+    Ok(Some(true))
+}
+
+/// What looking up a key given as the items of a tuple found.
+pub enum ItemsLookup<T> {
+    Found(T),
+    Absent,
+    /// An entry with the same hash whose key is not an exact tuple: only a real tuple can be
+    /// compared with it.
+    Undecided,
 }
 
 /// `maxsize`/`maxmemory` of 0 mean "no limit", reported as `sys.maxsize`.
@@ -275,6 +313,51 @@ impl<P: Policy> Store<P> {
             }
         }
         Ok(None)
+    }
+
+    /// `find` for the key `(*items,)` without building it; `hash` is that tuple's (folded).
+    pub fn find_items(
+        &self,
+        py: Python<'_>,
+        hash: u32,
+        owner: &Owner,
+        items: &[Bound<'_, PyAny>],
+    ) -> PyResult<ItemsLookup<u32>> {
+        for bucket in self.table.iter_hash_buckets(table_hash(hash)) {
+            let Some(&id) = self.table.get_bucket(bucket) else { continue };
+            let entry = &self.policy.slot(id).entry;
+            if entry.hash != hash {
+                continue;
+            }
+            match items_equal(py, owner, &entry.key, items)? {
+                Some(true) => return Ok(ItemsLookup::Found(id)),
+                Some(false) => {}
+                None => return Ok(ItemsLookup::Undecided),
+            }
+        }
+        Ok(ItemsLookup::Absent)
+    }
+
+    /// `get` for the key `(*items,)` without building it (see `find_items`).
+    #[inline(always)]
+    pub fn get_items(
+        &mut self,
+        py: Python<'_>,
+        hash: u32,
+        owner: &Owner,
+        items: &[Bound<'_, PyAny>],
+    ) -> PyResult<ItemsLookup<&Py<PyAny>>> {
+        match self.find_items(py, hash, owner, items)? {
+            ItemsLookup::Found(id) if P::EXPIRES && clock::expired(self.policy.expire_at(id)) => {
+                Ok(ItemsLookup::Absent)
+            }
+            ItemsLookup::Found(id) => {
+                self.policy.on_hit(id);
+                Ok(ItemsLookup::Found(&self.policy.slot(id).entry.value))
+            }
+            ItemsLookup::Absent => Ok(ItemsLookup::Absent),
+            ItemsLookup::Undecided => Ok(ItemsLookup::Undecided),
+        }
     }
 
     /// The table bucket that holds `id` (whose entry has folded hash `hash`).
@@ -975,6 +1058,35 @@ mod tests {
             assert!(s.pop(py, &probe).unwrap().is_some());
             assert_eq!(s.memory(), 0);
             assert!(s.big_sizes.is_empty());
+        });
+    }
+
+    #[test]
+    fn items_find_the_tuple_they_make() {
+        use crate::convert::{items_hash, tuple_hash_matches};
+        use crate::entry::fold_hash;
+        use pyo3::types::PyTuple;
+        Python::attach(|py| {
+            assert!(tuple_hash_matches(py), "items_hash must agree with hash(tuple) here");
+            let mut s = store::<Lru>(0);
+            let items = [PyInt::new(py, 1).into_any(), "a".into_pyobject(py).unwrap().into_any()];
+            let tuple = PyTuple::new(py, &items).unwrap().into_any();
+            let hash = fold_hash(items_hash(&items).unwrap());
+            assert_eq!(hash, hash_key(&tuple).unwrap());
+            let owner = Owner::default();
+            assert!(matches!(s.get_items(py, hash, &owner, &items).unwrap(), ItemsLookup::Absent));
+            let probe = Probe { key: &tuple, hash, owner: &owner };
+            let mut trash = Trash::new(py);
+            s.insert(py, &probe, tuple.clone().unbind(), Charge::total(1), NewMeta::default(), &mut trash).unwrap();
+            assert!(matches!(s.get_items(py, hash, &owner, &items).unwrap(), ItemsLookup::Found(_)));
+            // Same hash, fewer items: not that tuple.
+            assert!(matches!(s.find_items(py, hash, &owner, &items[..1]).unwrap(), ItemsLookup::Absent));
+            // A stored key that is not an exact tuple leaves the decision to a real tuple.
+            let mut s = store::<Lru>(0);
+            let list = pyo3::types::PyList::new(py, &items).unwrap().into_any();
+            let probe = Probe { key: &list, hash, owner: &owner };
+            s.insert(py, &probe, list.clone().unbind(), Charge::total(1), NewMeta::default(), &mut trash).unwrap();
+            assert!(matches!(s.find_items(py, hash, &owner, &items).unwrap(), ItemsLookup::Undecided));
         });
     }
 }

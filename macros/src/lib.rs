@@ -103,7 +103,7 @@ macro_rules! decorator_factory {
 /// class's `$trait` implementation).
 #[macro_export]
 macro_rules! native_cache_enum {
-    ($(#[doc = $doc:literal])* $enum:ident as $trait:path : [$($class:ident),+ $(,)?]) => {
+    ($(#[doc = $doc:literal])* $enum:ident as $trait:path, items: $items:ident : [$($class:ident),+ $(,)?]) => {
         $(#[doc = $doc])*
         pub enum $enum {
             $($class(::pyo3::Py<$class>),)+
@@ -131,6 +131,19 @@ macro_rules! native_cache_enum {
             ) -> ::pyo3::PyResult<Option<::pyo3::Py<::pyo3::PyAny>>> {
                 match self {
                     $(Self::$class(c) => <_ as $trait>::lookup(c.get().core(), py, key, hash),)+
+                }
+            }
+
+            /// `$trait::lookup_items` on the concrete class.
+            #[inline]
+            pub fn lookup_items(
+                &self,
+                py: ::pyo3::Python<'_>,
+                items: &[::pyo3::Bound<'_, ::pyo3::PyAny>],
+                hash: u32,
+            ) -> ::pyo3::PyResult<$items<::pyo3::Py<::pyo3::PyAny>>> {
+                match self {
+                    $(Self::$class(c) => <_ as $trait>::lookup_items(c.get().core(), py, items, hash),)+
                 }
             }
 

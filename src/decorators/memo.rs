@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use pyo3::exceptions::{PyAttributeError, PyException, PyKeyError, PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PySet, PyTuple};
+use pyo3::types::{PyDict, PyInt, PyList, PySet, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
 
 use super::keys::{make_key, make_typed_key, FastTypes};
 use super::pending::{Leader, Outcome, Pending, PendingMap, Role};
 use crate::classes::NativeCache;
-use crate::convert::hash_key;
+use crate::convert::{hash_key, items_hash, tuple_hash_matches};
+use crate::entry::fold_hash;
+use crate::store::ItemsLookup;
 use crate::sync::{thread_id, Counter};
 
 pub const EVENT_MISS: u8 = 1;
@@ -282,6 +284,52 @@ impl Memo {
             });
         }
         Python::attach(|py| self.call(py, args, kwargs))
+    }
+
+    /// A call with positional arguments only, through vectorcall (`fastslots`), which runs
+    /// without pyo3's attach count as `call_direct` does. The key, the argument tuple or its
+    /// only item when that is an exact `int` or `str`, is looked up without building the
+    /// tuple: its hash is computed from the items, and stored tuples are compared item by
+    /// item. The tuple is built only to call the function on a miss.
+    pub fn call_vector(&self, py: Python<'_>, args: &[Bound<'_, PyAny>]) -> PyResult<Py<PyAny>> {
+        let (Some(cache), None) = (&self.fast, &self.callback) else {
+            let tuple = PyTuple::new(py, args)?;
+            return Python::attach(|py| self.call(py, &tuple, None));
+        };
+        let (found, hash) = match args {
+            [only] if only.is_exact_instance_of::<PyInt>() || only.is_exact_instance_of::<PyString>() => {
+                let hash = hash_key(only)?;
+                let found = match cache.lookup(py, only, hash)? {
+                    Some(value) => ItemsLookup::Found(value),
+                    None => ItemsLookup::Absent,
+                };
+                (found, hash)
+            }
+            _ if tuple_hash_matches(py) => {
+                let hash = fold_hash(items_hash(args)?);
+                (cache.lookup_items(py, args, hash)?, hash)
+            }
+            _ => (ItemsLookup::Undecided, 0),
+        };
+        match found {
+            ItemsLookup::Found(value) => {
+                self.count(EVENT_HIT);
+                self.copy_out(py, value)
+            }
+            ItemsLookup::Absent => {
+                let tuple = PyTuple::new(py, args)?;
+                let key = make_key(&tuple, None, FastTypes::IntStr)?;
+                Python::attach(|py| {
+                    let done = self.miss(py, &Target::Native(cache), &tuple, None, &key, hash)?;
+                    self.count(done.event);
+                    self.copy_out(py, done.value)
+                })
+            }
+            ItemsLookup::Undecided => {
+                let tuple = PyTuple::new(py, args)?;
+                Python::attach(|py| self.call_fast(py, cache, &tuple))
+            }
+        }
     }
 
     /// The common case, like CPython's `lru_cache`: the key is the argument tuple itself, or

@@ -150,7 +150,10 @@ impl Decorator {
         };
         let inspect = py.import(intern!(py, "inspect"))?;
         let is_async = inspect.call_method1(intern!(py, "iscoroutinefunction"), (func,))?.is_truthy()?;
-        let wrapper = Py::new(py, CachedFunction { memo: Some(Arc::new(memo)), is_async, factory })?;
+        // Async calls build an awaitable through `__call__`: no vectorcall for them (a null
+        // pointer makes CPython use `tp_call`).
+        let vectorcall = (!is_async).then_some(crate::fastslots::vectorcall as pyo3::ffi::vectorcallfunc);
+        let wrapper = Py::new(py, CachedFunction { memo: Some(Arc::new(memo)), is_async, factory, vectorcall })?;
         let bound = wrapper.bind(py);
         py.import(intern!(py, "functools"))?.call_method1(intern!(py, "update_wrapper"), (bound, func))?;
         if is_async {
@@ -213,6 +216,9 @@ pub struct CachedFunction {
     memo: Option<Arc<Memo>>,
     is_async: bool,
     factory: bool,
+    /// The object's vectorcall entry (`fastslots::vectorcall`; the type's
+    /// `tp_vectorcall_offset` points here), or null for an async function.
+    vectorcall: Option<pyo3::ffi::vectorcallfunc>,
 }
 
 /// The helpers `cache_info`/`cache_clear` bind to a wrapper (see the getters below).
@@ -280,6 +286,20 @@ impl CachedFunction {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> Option<PyResult<Py<PyAny>>> {
         (!self.is_async).then(|| self.memo().call_direct(py, args, kwargs))
+    }
+
+    /// A call through vectorcall with positional arguments only; `None` for an async
+    /// function (whose `vectorcall` is null, so CPython does not come here for it).
+    #[inline]
+    pub fn call_vector(&self, py: Python<'_>, args: &[Bound<'_, PyAny>]) -> Option<PyResult<Py<PyAny>>> {
+        (!self.is_async).then(|| self.memo().call_vector(py, args))
+    }
+
+    /// Where the `vectorcall` field sits in the object, measured on a blank instance.
+    pub fn vectorcall_offset(py: Python<'_>) -> PyResult<usize> {
+        let blank = Py::new(py, CachedFunction { memo: None, is_async: false, factory: false, vectorcall: None })?;
+        let field = std::ptr::addr_of!(blank.get().vectorcall) as usize;
+        Ok(field - blank.as_ptr() as usize)
     }
 }
 
