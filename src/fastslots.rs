@@ -314,7 +314,13 @@ pub fn install_vectorcall(py: Python<'_>) -> PyResult<()> {
             return Err(PySystemError::new_err("CachedFunction's vectorcall field is misplaced"));
         }
         (*tp).tp_vectorcall_offset = offset as ffi::Py_ssize_t;
-        (*tp).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+        #[cfg(not(Py_GIL_DISABLED))]
+        {
+            (*tp).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+        }
+        // Free-threaded builds keep the flags in an atomic word.
+        #[cfg(Py_GIL_DISABLED)]
+        (*tp).tp_flags.fetch_or(ffi::Py_TPFLAGS_HAVE_VECTORCALL, std::sync::atomic::Ordering::Relaxed);
         ffi::PyType_Modified(tp);
     }
     Ok(())

@@ -15,12 +15,11 @@
 //! compared against the *current* thread's own id, and is reset before the mutex is released,
 //! so a stale value can never produce a false positive; `Relaxed` ordering is enough for it.
 
+use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use parking_lot::{Mutex, MutexGuard};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::sync::MutexExt;
 
 thread_local! {
     static THREAD_MARK: u8 = const { 0 };
@@ -43,10 +42,98 @@ fn attached_thread(_py: Python<'_>) -> usize {
     unsafe { pyo3::ffi::PyThreadState_Get() as usize }
 }
 
+/// The lock word of a `Guarded`, taken and released only by threads attached to the
+/// interpreter (every `lock` takes a `Python` token; `try_lock` is for the collector, which
+/// runs attached).
+///
+/// With the GIL, attached threads run one at a time, and the GIL's hand-over orders their
+/// memory accesses. The word then needs no atomic read-modify-write: a plain load and store
+/// (relaxed atomics, ordinary moves on x86) cannot race with another thread, because another
+/// thread only runs while the holder has released the GIL, which it does only inside Python
+/// code it runs under the lock (a key's `__eq__`), after marking the owner. A locked
+/// instruction pair per operation is a measurable part of a cache hit.
+#[cfg(not(Py_GIL_DISABLED))]
+struct RawLock(std::sync::atomic::AtomicBool);
+
+#[cfg(not(Py_GIL_DISABLED))]
+impl RawLock {
+    const fn new() -> Self {
+        Self(std::sync::atomic::AtomicBool::new(false))
+    }
+
+    #[inline(always)]
+    fn try_lock(&self) -> bool {
+        if self.0.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.0.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Waits, detached, until the holder (another thread, inside Python code under the lock)
+    /// is done. The holder needs the GIL to finish, so the waiter must not keep it; there is
+    /// nothing to block on without an atomic word, so the waiter polls, backing off from
+    /// yielding to short sleeps.
+    #[cold]
+    fn lock_waiting(&self, py: Python<'_>) {
+        let mut round = 0u32;
+        while !self.try_lock() {
+            py.detach(|| {
+                if round < 16 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_micros(20 << (round - 16).min(6)));
+                }
+            });
+            round = round.saturating_add(1);
+        }
+    }
+
+    #[inline(always)]
+    fn unlock(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Free-threaded builds: attached threads run at once, so the word is a real mutex.
+#[cfg(Py_GIL_DISABLED)]
+struct RawLock(parking_lot::RawMutex);
+
+#[cfg(Py_GIL_DISABLED)]
+impl RawLock {
+    const fn new() -> Self {
+        Self(<parking_lot::RawMutex as parking_lot::lock_api::RawMutex>::INIT)
+    }
+
+    #[inline(always)]
+    fn try_lock(&self) -> bool {
+        parking_lot::lock_api::RawMutex::try_lock(&self.0)
+    }
+
+    /// Blocks detached (the holder may need this thread to detach, e.g. for a collection).
+    #[cold]
+    fn lock_waiting(&self, py: Python<'_>) {
+        py.detach(|| parking_lot::lock_api::RawMutex::lock(&self.0));
+    }
+
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    fn unlock(&self) {
+        // SAFETY: called only by `Locked::drop`, i.e. by the holder of the lock.
+        unsafe { parking_lot::lock_api::RawMutex::unlock(&self.0) }
+    }
+}
+
 pub struct Guarded<T> {
-    mutex: Mutex<T>,
+    lock: RawLock,
+    value: UnsafeCell<T>,
     owner: Owner,
 }
+
+// SAFETY: `value` is only reached through a `Locked`, which exists only while `lock` is held
+// (so one thread at a time); `T: Send` lets that thread be any thread.
+#[allow(unsafe_code)]
+unsafe impl<T: Send> Sync for Guarded<T> {}
 
 /// The thread that holds a `Guarded` lock *and* may run Python under it (0: none).
 #[derive(Default)]
@@ -75,14 +162,14 @@ impl Owner {
     }
 }
 
+/// Access to a `Guarded` value while its lock is held; unlocks when dropped.
 pub struct Locked<'a, T> {
-    guard: MutexGuard<'a, T>,
-    owner: &'a Owner,
+    guarded: &'a Guarded<T>,
 }
 
 impl<T> Guarded<T> {
     pub fn new(value: T) -> Self {
-        Self { mutex: Mutex::new(value), owner: Owner::default() }
+        Self { lock: RawLock::new(), value: UnsafeCell::new(value), owner: Owner::default() }
     }
 
     /// The owner marker, for code that runs Python under this lock (`Owner::mark`).
@@ -95,9 +182,10 @@ impl<T> Guarded<T> {
     /// caller marked the owner) raises `RuntimeError`.
     #[inline(always)]
     pub fn lock(&self, py: Python<'_>) -> PyResult<Locked<'_, T>> {
-        match self.mutex.try_lock() {
-            Some(guard) => Ok(Locked { guard, owner: &self.owner }),
-            None => self.lock_contended(py),
+        if self.lock.try_lock() {
+            Ok(Locked { guarded: self })
+        } else {
+            self.lock_contended(py)
         }
     }
 
@@ -110,7 +198,8 @@ impl<T> Guarded<T> {
                  thread); this operation is not allowed",
             ));
         }
-        Ok(Locked { guard: self.mutex.lock_py_attached(py), owner: &self.owner })
+        self.lock.lock_waiting(py);
+        Ok(Locked { guarded: self })
     }
 
     /// `lock`, for a holder that runs Python code throughout (marks the owner at once).
@@ -120,10 +209,12 @@ impl<T> Guarded<T> {
         Ok(locked)
     }
 
-    /// Never blocks: used by `__traverse__` and `__clear__`, which must not wait.
+    /// Never blocks: used by `__traverse__` and `__clear__`, which must not wait (the
+    /// collector runs attached, as every locker must).
     #[inline]
-    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.mutex.try_lock()
+    pub fn try_lock(&self) -> Option<Locked<'_, T>> {
+        // `then`, not `then_some`: a `Locked` built for nothing would unlock when dropped.
+        self.lock.try_lock().then(|| Locked { guarded: self })
     }
 }
 
@@ -136,22 +227,28 @@ impl<T: Default> Default for Guarded<T> {
 impl<T> Drop for Locked<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.owner.clear();
+        self.guarded.owner.clear();
+        self.guarded.lock.unlock();
     }
 }
 
+#[allow(unsafe_code)]
 impl<T> std::ops::Deref for Locked<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        &self.guard
+        // SAFETY: this `Locked` holds the lock, so no other reference to the value is live
+        // except through this guard (which hands out borrows tied to itself).
+        unsafe { &*self.guarded.value.get() }
     }
 }
 
+#[allow(unsafe_code)]
 impl<T> std::ops::DerefMut for Locked<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
+        // SAFETY: as in `deref`; `&mut self` makes this borrow exclusive among the guard's.
+        unsafe { &mut *self.guarded.value.get() }
     }
 }
 
@@ -178,5 +275,47 @@ impl Counter {
 
     pub fn reset(&self) {
         self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guarded_excludes_and_reports_reentry() {
+        Python::attach(|py| {
+            let guarded = Guarded::new(vec![1]);
+            {
+                let mut locked = guarded.lock(py).unwrap();
+                locked.push(2);
+                assert!(guarded.try_lock().is_none(), "held: try_lock must fail");
+                guarded.owner().mark(py);
+                let err = guarded.lock(py).err().expect("same-thread re-entry must raise");
+                assert!(err.is_instance_of::<PyRuntimeError>(py));
+            }
+            let again = guarded.try_lock().expect("released on drop");
+            assert_eq!(*again, vec![1, 2]);
+            drop(again);
+            assert!(!guarded.owner.is_current(py), "the owner is cleared on release");
+        });
+    }
+
+    #[test]
+    fn a_waiter_gets_the_lock_after_the_holder_releases_it() {
+        // The holder keeps the lock while detached (as inside a key's `__eq__`); the waiter
+        // must wait detached, not spin attached, or the holder could never re-attach.
+        let guarded = std::sync::Arc::new(Guarded::new(0u32));
+        Python::attach(|py| {
+            let locked = guarded.lock(py).unwrap();
+            let waiter = {
+                let guarded = guarded.clone();
+                std::thread::spawn(move || Python::attach(|py| *guarded.lock(py).unwrap() += 1))
+            };
+            py.detach(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+            drop(locked);
+            py.detach(|| waiter.join().unwrap());
+            assert_eq!(*guarded.try_lock().unwrap(), 1);
+        });
     }
 }
