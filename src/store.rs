@@ -658,6 +658,11 @@ impl<P: Policy> Store<P> {
             self.sweep(now, trash);
             while self.len() >= self.limits.maxsize || self.memory.saturating_add(size) > self.limits.maxmemory {
                 let Some(victim) = self.policy.victim() else { break };
+                if P::RECYCLES && self.fits_without(victim, size) {
+                    // The last eviction: the new entry takes the victim's slot.
+                    self.insert_recycling(victim, key, hash, value, size, meta, now, trash);
+                    return Ok(());
+                }
                 trash.push(self.remove_id(victim));
             }
         }
@@ -669,6 +674,44 @@ impl<P: Policy> Store<P> {
         self.memory = self.memory.saturating_add(size);
         self.generation += 1;
         Ok(())
+    }
+
+    /// Whether an entry of `size` fits once `victim` is gone.
+    #[inline]
+    fn fits_without(&self, victim: u32, size: usize) -> bool {
+        let victim_size = match self.policy.slot(victim).entry.size {
+            BIG_SIZE => return false,
+            small => small as usize,
+        };
+        self.len() <= self.limits.maxsize
+            && self.memory.saturating_sub(victim_size).saturating_add(size) <= self.limits.maxmemory
+    }
+
+    /// `insert_new`'s last eviction and the insert in one step (`Policy::recycle`): the same
+    /// outcome as `remove_id(victim)` then a push, without freeing and refilling a slot.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_recycling(
+        &mut self,
+        victim: u32,
+        key: Py<PyAny>,
+        hash: u32,
+        value: Py<PyAny>,
+        size: usize,
+        meta: NewMeta,
+        now: f64,
+        trash: &mut Trash,
+    ) {
+        let victim_hash = self.policy.slot(victim).entry.hash;
+        if let Some(entry) = self.bucket_of(victim_hash, victim).and_then(|b| self.table.get_bucket_entry(b).ok()) {
+            entry.remove();
+        }
+        let encoded = self.encode_size(key.as_ptr() as usize, size);
+        let (id, old) = self.policy.recycle(victim, Entry { key, value, hash, size: encoded }, meta, now);
+        self.after_removal(&old);
+        trash.push(old);
+        let policy = &self.policy;
+        self.table.insert_unique(table_hash(hash), id, |&x| table_hash(policy.slot(x).entry.hash));
+        self.memory = self.memory.saturating_add(size);
     }
 
     /// `setdefault`: the live value if present (with the policy's setdefault touch), else
@@ -1087,6 +1130,39 @@ mod tests {
             let probe = Probe { key: &list, hash, owner: &owner };
             s.insert(py, &probe, list.clone().unbind(), Charge::total(1), NewMeta::default(), &mut trash).unwrap();
             assert!(matches!(s.find_items(py, hash, &owner, &items).unwrap(), ItemsLookup::Undecided));
+        });
+    }
+
+    #[test]
+    fn full_inserts_reuse_the_victims_place() {
+        // `insert_recycling`: the new entry takes the victim's slot (LRU, LFU, VTTL, RR) or
+        // the ring's front (FIFO, TTL, skipping tombstones there); every key stays findable.
+        Python::attach(|py| {
+            let mut s = store::<Fifo>(4);
+            for k in 0..4 {
+                put(py, &mut s, k, NewMeta::default());
+            }
+            assert!(del(py, &mut s, 1)); // a tombstone right behind the front
+            put(py, &mut s, 4, NewMeta::default());
+            assert_eq!(put(py, &mut s, 5, NewMeta::default()), 1);
+            assert_eq!(keys(py, &mut s), vec![2, 3, 4, 5]);
+            assert_eq!(put(py, &mut s, 6, NewMeta::default()), 1);
+            assert_eq!(keys(py, &mut s), vec![3, 4, 5, 6]);
+            for k in [3, 4, 5, 6] {
+                assert!(hit(py, &mut s, k));
+            }
+            assert_eq!(s.memory, 4);
+
+            let mut s = store::<Lfu>(3);
+            for k in 0..3 {
+                put(py, &mut s, k, NewMeta::default());
+                hit(py, &mut s, k);
+            }
+            hit(py, &mut s, 0);
+            assert_eq!(put(py, &mut s, 7, NewMeta::default()), 1); // evicts 1 (least used, first)
+            assert_eq!(keys(py, &mut s), vec![7, 2, 0]);
+            assert!(!hit(py, &mut s, 1));
+            assert_eq!(s.memory, 3);
         });
     }
 }

@@ -125,6 +125,14 @@ impl<const RANDOM: bool> Policy for Unordered<RANDOM> {
     fn push(&mut self, entry: Entry, _meta: NewMeta, _now: f64) -> u32 {
         self.dense.push(entry, ())
     }
+    /// RR's order is arbitrary: the new entry simply takes the victim's place, and no other
+    /// entry moves.
+    const RECYCLES: bool = RANDOM;
+
+    fn recycle(&mut self, victim: u32, entry: Entry, _meta: NewMeta, _now: f64) -> (u32, Entry) {
+        (victim, std::mem::replace(&mut self.dense.slots[victim as usize].entry, entry))
+    }
+
     fn take(&mut self, id: u32) -> (Slot<()>, Fix) {
         let (slot, moved) = self.dense.swap_remove(id);
         (slot, moved.map_or(Fix::None, |from| Fix::Moved { from, to: id }))

@@ -104,6 +104,16 @@ impl Policy for Lru {
         id
     }
 
+    const RECYCLES: bool = true;
+
+    /// The victim's slot takes the new entry and becomes the most recently used: no slab
+    /// hole is made and filled.
+    fn recycle(&mut self, victim: u32, entry: Entry, _meta: NewMeta, _now: f64) -> (u32, Entry) {
+        let old = std::mem::replace(&mut self.slab.get_mut(victim).entry, entry);
+        self.move_to_tail(victim);
+        (victim, old)
+    }
+
     fn take(&mut self, id: u32) -> (Slot<Links>, Fix) {
         self.unlink(id);
         (self.slab.take(id), Fix::None)

@@ -88,8 +88,17 @@ pub trait Policy: Default + Send + Sized + 'static {
         None
     }
 
+    /// Whether `recycle` is implemented (cheaper than `take` then `push`).
+    const RECYCLES: bool = false;
+
     /// Adds a new entry at the policy's "newest" end.
     fn push(&mut self, entry: Entry, meta: NewMeta, now: f64) -> u32;
+    /// Evicts `victim` (what `victim()` just returned) and adds `entry` as `push` would, in one
+    /// step that moves no other entry; returns the new entry's id and the evicted entry. Only
+    /// called when `RECYCLES`.
+    fn recycle(&mut self, _victim: u32, _entry: Entry, _meta: NewMeta, _now: f64) -> (u32, Entry) {
+        unreachable!("recycle is only called on policies that set RECYCLES")
+    }
     /// Removes an entry.
     fn take(&mut self, id: u32) -> (Slot<Self::Meta>, Fix);
     /// A read hit (`[]`, `get`, `in`).

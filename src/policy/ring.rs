@@ -82,6 +82,19 @@ impl<M> Ring<M> {
         (slot, Fix::None)
     }
 
+    /// Removes the front (the oldest live entry) and appends `entry`: a full FIFO's insert.
+    /// Returns the new entry's id and the removed slot; no id changes.
+    pub fn replace_front(&mut self, entry: Entry, meta: M) -> (u32, Slot<M>) {
+        let slot = self.q.pop_front().flatten().expect("a live front");
+        self.head = self.head.wrapping_add(1);
+        while matches!(self.q.front(), Some(None)) {
+            self.q.pop_front();
+            self.head = self.head.wrapping_add(1);
+        }
+        self.q.push_back(Some(Slot { entry, meta }));
+        (self.id_at(self.q.len() - 1), slot)
+    }
+
     /// The oldest live id (the front is never a tombstone).
     #[inline]
     pub fn front(&self) -> Option<u32> {
@@ -226,6 +239,14 @@ impl Policy for Fifo {
     fn push(&mut self, entry: Entry, _meta: NewMeta, _now: f64) -> u32 {
         self.ring.push(entry, ())
     }
+    const RECYCLES: bool = true;
+
+    fn recycle(&mut self, victim: u32, entry: Entry, _meta: NewMeta, _now: f64) -> (u32, Entry) {
+        debug_assert_eq!(Some(victim), self.ring.front());
+        let (id, slot) = self.ring.replace_front(entry, ());
+        (id, slot.entry)
+    }
+
     fn take(&mut self, id: u32) -> (Slot<()>, Fix) {
         self.ring.take(id)
     }

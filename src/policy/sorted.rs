@@ -228,6 +228,16 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
         id
     }
 
+    const RECYCLES: bool = true;
+
+    /// The victim leaves the sequence and its slot comes back as the newest append.
+    fn recycle(&mut self, victim: u32, entry: Entry, meta: NewMeta, _now: f64) -> (u32, Entry) {
+        self.seq.remove(victim, &self.slab);
+        let old = std::mem::replace(&mut self.slab.get_mut(victim).entry, entry);
+        self.seq.append(victim, &mut self.slab, Self::key_of(meta));
+        (victim, old)
+    }
+
     fn take(&mut self, id: u32) -> (Slot<SortMeta>, Fix) {
         self.seq.remove(id, &self.slab);
         (self.slab.take(id), Fix::None)

@@ -21,6 +21,18 @@ impl Default for Ttl {
     }
 }
 
+impl Ttl {
+    /// A new entry's expiry: `meta.expire_at` when given (restoring a pickle), else `ttl` on.
+    #[inline]
+    fn expiry(&self, meta: NewMeta, now: f64) -> f64 {
+        if meta.expire_at.is_finite() {
+            meta.expire_at
+        } else {
+            now + self.ttl
+        }
+    }
+}
+
 impl Policy for Ttl {
     /// Expiry instant on the store clock.
     type Meta = f64;
@@ -36,9 +48,16 @@ impl Policy for Ttl {
 
     /// `meta.expire_at` overrides the TTL (used when restoring a pickle).
     fn push(&mut self, entry: Entry, meta: NewMeta, now: f64) -> u32 {
-        let at = if meta.expire_at.is_finite() { meta.expire_at } else { now + self.ttl };
-        self.ring.push(entry, at)
+        self.ring.push(entry, self.expiry(meta, now))
     }
+    const RECYCLES: bool = true;
+
+    fn recycle(&mut self, victim: u32, entry: Entry, meta: NewMeta, now: f64) -> (u32, Entry) {
+        debug_assert_eq!(Some(victim), self.ring.front());
+        let (id, slot) = self.ring.replace_front(entry, self.expiry(meta, now));
+        (id, slot.entry)
+    }
+
     fn take(&mut self, id: u32) -> (Slot<f64>, Fix) {
         self.ring.take(id)
     }
