@@ -1,18 +1,18 @@
-//! `Guarded<T>`: the one mutex each cache owns.
+//! `Guarded<T>`: the one lock each cache owns.
 //!
-//! Why not a plain `parking_lot::Mutex`:
+//! Why not a plain mutex:
 //! - A key's `__eq__` runs while the lock is held. If it (or a `__del__`, or a GC pass it
 //!   triggers) calls back into the *same* cache on the *same* thread, a plain mutex deadlocks.
 //!   Whoever is about to run Python under the lock first records its thread as the owner
 //!   (`Owner::mark`), and a failed acquisition by that same thread becomes `RuntimeError`.
 //!   An operation that runs no Python under the lock cannot be re-entered, so it needs no
 //!   owner; the owner is the attached thread's state, read without a thread-local lookup.
-//! - A thread that blocks on the lock must not keep the interpreter attached (with the GIL, the
-//!   owner may be waiting for it inside `__eq__`), so the slow path uses `lock_py_attached`,
-//!   which detaches while it waits.
+//! - A thread that waits for the lock must not keep the interpreter attached (with the GIL, the
+//!   owner may be waiting for it inside `__eq__`), so the slow path waits detached.
+//! - With the GIL, the lock word needs no atomic read-modify-write at all (see `RawLock`).
 //!
-//! Free-threading: all cache state lives behind this mutex; the owner word is only ever
-//! compared against the *current* thread's own id, and is reset before the mutex is released,
+//! Free-threading: the lock word is parking_lot's raw mutex; the owner word is only ever
+//! compared against the *current* thread's own id, and is reset before the lock is released,
 //! so a stale value can never produce a false positive; `Relaxed` ordering is enough for it.
 
 use std::cell::UnsafeCell;
