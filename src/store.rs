@@ -964,13 +964,19 @@ mod tests {
         Store::new(Limits::new(maxsize, 0))
     }
 
+    /// A store of `maxsize` holding the int keys `0..n`, inserted in order.
+    fn filled<P: Policy>(py: Python<'_>, maxsize: usize, n: i64) -> Store<P> {
+        let mut s = store::<P>(maxsize);
+        for k in 0..n {
+            put(py, &mut s, k, NewMeta::default());
+        }
+        s
+    }
+
     #[test]
     fn lru_evicts_least_recently_used_and_survives_relocation() {
         Python::attach(|py| {
-            let mut s = store::<Lru>(4);
-            for k in 0..4 {
-                put(py, &mut s, k, NewMeta::default());
-            }
+            let mut s = filled::<Lru>(py, 4, 4);
             assert!(hit(py, &mut s, 0));
             assert!(del(py, &mut s, 1)); // moves the last slot into the hole
             put(py, &mut s, 4, NewMeta::default());
@@ -985,10 +991,7 @@ mod tests {
     #[test]
     fn fifo_ring_compacts_tombstones_and_keeps_order() {
         Python::attach(|py| {
-            let mut s = store::<Fifo>(0);
-            for k in 0..200 {
-                put(py, &mut s, k, NewMeta::default());
-            }
+            let mut s = filled::<Fifo>(py, 0, 200);
             for k in (1..200).step_by(2) {
                 assert!(del(py, &mut s, k));
             }
@@ -1022,10 +1025,7 @@ mod tests {
         // SPEC §3.5: after these writes and reads, `c[5] = 4` evicts 2 and the order is
         // [5, 3, 4, 1, 0].
         Python::attach(|py| {
-            let mut s = store::<Lfu>(5);
-            for k in 0..5 {
-                put(py, &mut s, k, NewMeta::default());
-            }
+            let mut s = filled::<Lfu>(py, 5, 5);
             for (k, n) in [(0, 10), (1, 7), (2, 3), (3, 4), (4, 6)] {
                 for _ in 0..n {
                     assert!(hit(py, &mut s, k));
@@ -1138,10 +1138,7 @@ mod tests {
         // `insert_recycling`: the new entry takes the victim's slot (LRU, LFU, VTTL, RR) or
         // the ring's front (FIFO, TTL, skipping tombstones there); every key stays findable.
         Python::attach(|py| {
-            let mut s = store::<Fifo>(4);
-            for k in 0..4 {
-                put(py, &mut s, k, NewMeta::default());
-            }
+            let mut s = filled::<Fifo>(py, 4, 4);
             assert!(del(py, &mut s, 1)); // a tombstone right behind the front
             put(py, &mut s, 4, NewMeta::default());
             assert_eq!(put(py, &mut s, 5, NewMeta::default()), 1);
