@@ -60,13 +60,31 @@ pub struct SortedSeq {
     dirty: Vec<u32>,
     front: i64,
     back: i64,
+    /// A lower bound of the current keys of `pending` (`u64::MAX`: none), for `skip_settle`.
+    pending_min: u64,
+    /// A sort the model called for was skipped (`skip_settle`): only appends were waiting,
+    /// and placing them later gives the same order, unless a key changes first.
+    owed: bool,
 }
 
 impl Default for SortedSeq {
     fn default() -> Self {
-        Self { map: BTreeMap::new(), pending: Vec::new(), dirty: Vec::new(), front: -1, back: 0 }
+        Self {
+            map: BTreeMap::new(),
+            pending: Vec::new(),
+            dirty: Vec::new(),
+            front: -1,
+            back: 0,
+            pending_min: u64::MAX,
+            owed: false,
+        }
     }
 }
+
+/// From this many pending entries on (and at least a quarter of the placed ones), `settle`
+/// sorts them and merges them into the map in one pass instead of inserting one by one: a
+/// million random-position inserts into a B-tree miss the cache at every level.
+const BULK_PLACE: usize = 1024;
 
 type Slots = Slab<SortMeta>;
 
@@ -74,14 +92,38 @@ impl SortedSeq {
     fn append(&mut self, id: u32, slots: &mut Slots, key: u64) {
         slots.get_mut(id).meta = SortMeta { cur: key, key, seq: UNPLACED };
         self.pending.push(id);
+        self.pending_min = self.pending_min.min(key);
     }
 
     fn change(&mut self, id: u32, slots: &mut Slots, key: u64) {
+        if self.owed {
+            // Catch up with the skipped sort first, or the change would reach entries that
+            // sort should already have placed (and a mover is placed differently).
+            self.settle(slots);
+        }
         let m = &mut slots.get_mut(id).meta;
-        if m.seq != UNPLACED && m.cur == m.key && key != m.key {
+        if m.seq == UNPLACED {
+            self.pending_min = self.pending_min.min(key);
+        } else if m.cur == m.key && key != m.key {
             self.dirty.push(id);
         }
         m.cur = key;
+    }
+
+    /// For a sort the model calls for only to find entries whose key is below `limit` (a
+    /// VTTL expiry sweep): skips it when no key changed since the last sort and no entry's
+    /// key is below `limit`, which it decides without sorting. Placed entries are at or above
+    /// the map's first key, pending ones at or above `pending_min`. The appends then stay
+    /// pending: placed at the next sort, they land where this one would have put them,
+    /// which `owed` guarantees by sorting before any key changes.
+    fn skip_settle(&mut self, limit: u64) -> bool {
+        let skip = self.dirty.is_empty()
+            && self.pending_min >= limit
+            && self.map.first_key_value().is_none_or(|(&(key, _), _)| key >= limit);
+        if skip && !self.pending.is_empty() {
+            self.owed = true;
+        }
+        skip
     }
 
     fn place(&mut self, id: u32, slots: &mut Slots, seq: i64) {
@@ -92,7 +134,10 @@ impl SortedSeq {
     }
 
     fn settle(&mut self, slots: &mut Slots) {
+        self.owed = false;
         if self.pending.is_empty() && self.dirty.is_empty() {
+            // Removals may have left the bound below every remaining key.
+            self.pending_min = u64::MAX;
             return;
         }
         let mut movers: Vec<(u64, i64, u32)> = self
@@ -125,13 +170,36 @@ impl SortedSeq {
             }
         }
         let pending = std::mem::take(&mut self.pending);
-        for &id in &pending {
-            let seq = self.back;
-            self.back += 1;
-            self.place(id, slots, seq);
+        if pending.len() >= BULK_PLACE && pending.len() >= self.map.len() / 4 {
+            self.place_sorted(&pending, slots);
+        } else {
+            for &id in &pending {
+                let seq = self.back;
+                self.back += 1;
+                self.place(id, slots, seq);
+            }
         }
         self.pending = pending;
         self.pending.clear();
+        self.pending_min = u64::MAX;
+    }
+
+    /// `place` for every id of `pending` in turn, with the same outcome, done as a sort and
+    /// a merge (`BULK_PLACE`).
+    fn place_sorted(&mut self, pending: &[u32], slots: &mut Slots) {
+        let mut placed: Vec<((u64, i64), u32)> = Vec::with_capacity(pending.len());
+        for &id in pending {
+            let seq = self.back;
+            self.back += 1;
+            let m = &mut slots.get_mut(id).meta;
+            m.key = m.cur;
+            m.seq = seq;
+            placed.push(((m.cur, seq), id));
+        }
+        // Places are distinct (seqs are), so an unstable sort gives the one order.
+        placed.sort_unstable_by_key(|&(place, _)| place);
+        let mut more: BTreeMap<(u64, i64), u32> = placed.into_iter().collect();
+        self.map.append(&mut more);
     }
 
     fn remove(&mut self, id: u32, slots: &Slots) {
@@ -180,6 +248,8 @@ impl SortedSeq {
         self.dirty.clear();
         self.front = -1;
         self.back = 0;
+        self.pending_min = u64::MAX;
+        self.owed = false;
     }
 }
 
@@ -279,7 +349,7 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
     }
 
     fn next_expired(&mut self, now: f64) -> Option<u32> {
-        if !BY_EXPIRY {
+        if !BY_EXPIRY || self.seq.skip_settle(order_key_f64(now)) {
             return None;
         }
         self.settle();
