@@ -1162,4 +1162,29 @@ mod tests {
             assert_eq!(s.memory, 3);
         });
     }
+
+    #[test]
+    fn lru_links_follow_ids_through_emptying_and_shrinking() {
+        // The LRU's links sit in a side table indexed by id: emptying the slab restarts ids,
+        // and shrinking trims both.
+        Python::attach(|py| {
+            let mut s = filled::<Lru>(py, 0, 4);
+            for k in 0..4 {
+                assert!(del(py, &mut s, k));
+            }
+            for k in 10..14 {
+                put(py, &mut s, k, NewMeta::default());
+            }
+            assert!(hit(py, &mut s, 10));
+            assert_eq!(keys(py, &mut s), vec![11, 12, 13, 10]);
+            assert!(del(py, &mut s, 13) && del(py, &mut s, 12));
+            let mut trash = Trash::new(py);
+            s.shrink_to_fit(&mut trash);
+            for k in 20..23 {
+                put(py, &mut s, k, NewMeta::default());
+            }
+            assert!(hit(py, &mut s, 11));
+            assert_eq!(keys(py, &mut s), vec![10, 20, 21, 22, 11]);
+        });
+    }
 }

@@ -1,4 +1,9 @@
-//! LRU: a doubly linked list threaded through the slab by id, head = least recently used.
+//! LRU: a doubly linked list over the slab's ids, head = least recently used.
+//!
+//! The links live in a side table (`links[id]`) rather than in the slab's slots: moving an
+//! entry then only *stores* into its neighbours' links, whereas a slot is an `Option` that
+//! must be read (checked) before it is written. With a million entries those neighbours are
+//! memory misses, and a store does not hold up the lookup the way a load does.
 
 use std::collections::TryReserveError;
 
@@ -18,26 +23,28 @@ pub struct Links {
 }
 
 pub struct Lru {
-    pub slab: Slab<Links>,
+    pub slab: Slab<()>,
+    /// `links[id]` for every live id (entries past the slab's extent or at holes are stale).
+    links: Vec<Links>,
     head: u32,
     tail: u32,
 }
 
 impl Default for Lru {
     fn default() -> Self {
-        Self { slab: Slab::default(), head: NIL, tail: NIL }
+        Self { slab: Slab::default(), links: Vec::new(), head: NIL, tail: NIL }
     }
 }
 
 impl Lru {
     #[inline]
     fn links(&mut self, id: u32) -> &mut Links {
-        &mut self.slab.get_mut(id).meta
+        &mut self.links[id as usize]
     }
 
     #[inline]
     fn unlink(&mut self, id: u32) {
-        let Links { prev, next } = self.slab.get(id).meta;
+        let Links { prev, next } = self.links[id as usize];
         self.bridge(prev, next);
     }
 
@@ -59,7 +66,15 @@ impl Lru {
     #[inline]
     fn link_tail(&mut self, id: u32) {
         let tail = self.tail;
-        *self.links(id) = Links { prev: tail, next: NIL };
+        let fresh = Links { prev: tail, next: NIL };
+        match self.links.get_mut(id as usize) {
+            Some(links) => *links = fresh,
+            None => {
+                // A new id is always the next one past the table.
+                debug_assert_eq!(id as usize, self.links.len());
+                self.links.push(fresh);
+            }
+        }
         if tail == NIL {
             self.head = id;
         } else {
@@ -92,14 +107,14 @@ impl Lru {
 }
 
 impl Policy for Lru {
-    type Meta = Links;
+    type Meta = ();
     /// The next id to yield.
     type Cursor = u32;
 
-    slab_storage!();
+    slab_storage!(side: links);
 
     fn push(&mut self, entry: Entry, _meta: NewMeta, _now: f64) -> u32 {
-        let id = self.slab.push(entry, Links { prev: NIL, next: NIL });
+        let id = self.slab.push(entry, ());
         self.link_tail(id);
         id
     }
@@ -114,7 +129,7 @@ impl Policy for Lru {
         (victim, old)
     }
 
-    fn take(&mut self, id: u32) -> (Slot<Links>, Fix) {
+    fn take(&mut self, id: u32) -> (Slot<()>, Fix) {
         self.unlink(id);
         (self.slab.take(id), Fix::None)
     }
@@ -135,18 +150,21 @@ impl Policy for Lru {
     }
     fn clear(&mut self, out: &mut Vec<Entry>) {
         self.slab.drain_into(out);
+        self.links.clear();
         self.head = NIL;
         self.tail = NIL;
     }
     fn shrink_to_fit(&mut self) -> Fix {
         self.slab.shrink_to_fit();
+        self.links.truncate(self.slab.extent());
+        self.links.shrink_to_fit();
         Fix::None
     }
     fn allocated_bytes(&self) -> usize {
-        self.slab.allocated_bytes()
+        self.slab.allocated_bytes() + self.links.capacity() * std::mem::size_of::<Links>()
     }
     fn duplicate(&self, py: Python<'_>) -> Self {
-        Self { slab: self.slab.duplicate(py), head: self.head, tail: self.tail }
+        Self { slab: self.slab.duplicate(py), links: self.links.clone(), head: self.head, tail: self.tail }
     }
     fn cursor(&self) -> u32 {
         self.head
@@ -154,7 +172,7 @@ impl Policy for Lru {
     fn advance(&self, cursor: &mut u32) -> Option<u32> {
         let id = *cursor;
         (id != NIL).then(|| {
-            *cursor = self.slab.get(id).meta.next;
+            *cursor = self.links[id as usize].next;
             id
         })
     }
@@ -165,12 +183,12 @@ impl Policy for Lru {
         if i < len / 2 {
             id = self.head;
             for _ in 0..i {
-                id = self.slab.get(id).meta.next;
+                id = self.links[id as usize].next;
             }
         } else {
             id = self.tail;
             for _ in 0..(len - 1 - i) {
-                id = self.slab.get(id).meta.prev;
+                id = self.links[id as usize].prev;
             }
         }
         Some(id)

@@ -108,6 +108,12 @@ impl<M> Slab<M> {
         self.slots.capacity()
     }
 
+    /// One past the highest id ever handed out and not trimmed (holes included).
+    #[inline]
+    pub fn extent(&self) -> usize {
+        self.slots.len()
+    }
+
     pub fn allocated_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Option<Slot<M>>>() + self.free.capacity() * 4
     }
@@ -127,6 +133,21 @@ impl<M> Slab<M> {
 /// The parts of `Policy` that only forward to the `slab` field.
 macro_rules! slab_storage {
     () => {
+        $crate::policy::slab::slab_storage!(@common);
+        fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
+            self.slab.try_reserve(additional)
+        }
+    };
+    // A policy with a side table indexed by id (`$side`, a `Vec`), reserved along.
+    (side: $side:ident) => {
+        $crate::policy::slab::slab_storage!(@common);
+        fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
+            self.slab.try_reserve(additional)?;
+            let want = self.slab.extent() + additional;
+            self.$side.try_reserve(want.saturating_sub(self.$side.len()))
+        }
+    };
+    (@common) => {
         #[inline]
         fn len(&self) -> usize {
             self.slab.len()
@@ -144,9 +165,6 @@ macro_rules! slab_storage {
         }
         fn visit(&self, f: &mut dyn FnMut(&Entry)) {
             self.slab.iter().for_each(|s| f(&s.entry));
-        }
-        fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
-            self.slab.try_reserve(additional)
         }
     };
 }
