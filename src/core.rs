@@ -815,11 +815,7 @@ impl<P: Policy> MemoCache for CacheCore<P> {
     #[inline(always)]
     fn lookup_items(&self, py: Python<'_>, items: &[Bound<'_, PyAny>], hash: u32) -> PyResult<ItemsLookup<Py<PyAny>>> {
         let mut store = self.lock(py)?;
-        Ok(match store.get_items(py, hash, self.store.owner(), items)? {
-            ItemsLookup::Found(value) => ItemsLookup::Found(value.clone_ref(py)),
-            ItemsLookup::Absent => ItemsLookup::Absent,
-            ItemsLookup::Undecided => ItemsLookup::Undecided,
-        })
+        Ok(store.get_items(py, hash, self.store.owner(), items)?.map(|value| value.clone_ref(py)))
     }
 
     fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {

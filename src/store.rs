@@ -73,6 +73,24 @@ pub enum ItemsLookup<T> {
     Undecided,
 }
 
+impl<T> ItemsLookup<T> {
+    #[inline]
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> ItemsLookup<U> {
+        match self {
+            Self::Found(found) => ItemsLookup::Found(f(found)),
+            Self::Absent => ItemsLookup::Absent,
+            Self::Undecided => ItemsLookup::Undecided,
+        }
+    }
+}
+
+impl<T> From<Option<T>> for ItemsLookup<T> {
+    #[inline]
+    fn from(found: Option<T>) -> Self {
+        found.map_or(Self::Absent, Self::Found)
+    }
+}
+
 /// `maxsize`/`maxmemory` of 0 mean "no limit", reported as `sys.maxsize`.
 pub const UNLIMITED: usize = isize::MAX as usize;
 
@@ -347,17 +365,13 @@ impl<P: Policy> Store<P> {
         owner: &Owner,
         items: &[Bound<'_, PyAny>],
     ) -> PyResult<ItemsLookup<&Py<PyAny>>> {
-        match self.find_items(py, hash, owner, items)? {
-            ItemsLookup::Found(id) if P::EXPIRES && clock::expired(self.policy.expire_at(id)) => {
-                Ok(ItemsLookup::Absent)
-            }
-            ItemsLookup::Found(id) => {
+        Ok(match self.find_items(py, hash, owner, items)? {
+            ItemsLookup::Found(id) if P::EXPIRES && clock::expired(self.policy.expire_at(id)) => ItemsLookup::Absent,
+            found => found.map(|id| {
                 self.policy.on_hit(id);
-                Ok(ItemsLookup::Found(&self.policy.slot(id).entry.value))
-            }
-            ItemsLookup::Absent => Ok(ItemsLookup::Absent),
-            ItemsLookup::Undecided => Ok(ItemsLookup::Undecided),
-        }
+                &self.policy.slot(id).entry.value
+            }),
+        })
     }
 
     /// The table bucket that holds `id` (whose entry has folded hash `hash`).

@@ -299,11 +299,7 @@ impl Memo {
         let (found, hash) = match args {
             [only] if only.is_exact_instance_of::<PyInt>() || only.is_exact_instance_of::<PyString>() => {
                 let hash = hash_key(only)?;
-                let found = match cache.lookup(py, only, hash)? {
-                    Some(value) => ItemsLookup::Found(value),
-                    None => ItemsLookup::Absent,
-                };
-                (found, hash)
+                (cache.lookup(py, only, hash)?.into(), hash)
             }
             _ if tuple_hash_matches(py) => {
                 let hash = fold_hash(items_hash(args)?);

