@@ -131,10 +131,17 @@ impl SortedSeq {
     }
 
     fn place(&mut self, id: u32, slots: &mut Slots, seq: i64) {
+        let place = Self::mark_placed(id, slots, seq);
+        self.map.insert(place, id);
+    }
+
+    /// Records in `id`'s meta that it sits at `seq` under its current key; returns that place.
+    #[inline]
+    fn mark_placed(id: u32, slots: &mut Slots, seq: i64) -> (u64, i64) {
         let m = &mut slots.get_mut(id).meta;
         m.key = m.cur;
         m.seq = seq;
-        self.map.insert((m.cur, seq), id);
+        (m.cur, seq)
     }
 
     fn settle(&mut self, slots: &mut Slots) {
@@ -200,10 +207,7 @@ impl SortedSeq {
         for &id in pending {
             let seq = self.back;
             self.back += 1;
-            let m = &mut slots.get_mut(id).meta;
-            m.key = m.cur;
-            m.seq = seq;
-            placed.push(((m.cur, seq), id));
+            placed.push((Self::mark_placed(id, slots, seq), id));
         }
         // Places are distinct (seqs are), so an unstable sort gives the one order.
         placed.sort_unstable_by_key(|&(place, _)| place);
