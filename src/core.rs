@@ -145,7 +145,7 @@ impl<P: Policy> CacheCore<P> {
     pub fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         let probe = self.probe(key)?;
         let mut store = self.lock(py)?;
-        Ok(store.get(py, &probe)?.map(|v| v.clone_ref(py)))
+        store.get(py, &probe, |entry| entry.value.clone_ref(py))
     }
 
     #[inline(always)]
@@ -157,7 +157,7 @@ impl<P: Policy> CacheCore<P> {
     pub fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let probe = self.probe(key)?;
         let mut store = self.lock(py)?;
-        Ok(store.get(py, &probe)?.is_some())
+        Ok(store.get(py, &probe, |_| ())?.is_some())
     }
 
     pub fn peek(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyAny>, f64)>> {
@@ -809,13 +809,13 @@ impl<P: Policy> MemoCache for CacheCore<P> {
     fn lookup(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>> {
         let probe = Probe { key, hash, owner: self.store.owner() };
         let mut store = self.lock(py)?;
-        Ok(store.get(py, &probe)?.map(|v| v.clone_ref(py)))
+        store.get(py, &probe, |entry| entry.value.clone_ref(py))
     }
 
     #[inline(always)]
     fn lookup_items(&self, py: Python<'_>, items: &[Bound<'_, PyAny>], hash: u32) -> PyResult<ItemsLookup<Py<PyAny>>> {
         let mut store = self.lock(py)?;
-        Ok(store.get_items(py, hash, self.store.owner(), items)?.map(|value| value.clone_ref(py)))
+        store.get_items(py, hash, self.store.owner(), items, |entry| entry.value.clone_ref(py))
     }
 
     fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyMemoryError, PyOverflowError};
 use pyo3::prelude::*;
 
 use crate::clock;
-use crate::entry::{table_hash, Entry, BIG_SIZE};
+use crate::entry::{table_hash, Entry, Slot, BIG_SIZE};
 use crate::policy::{Fix, NewMeta, Policy};
 use crate::sync::Owner;
 
@@ -63,6 +63,9 @@ fn items_equal(
     }
     Ok(Some(true))
 }
+
+/// A live id and its slot, as a probe found them.
+type Found<'s, M> = (u32, &'s Slot<M>);
 
 /// What looking up a key given as the items of a tuple found.
 pub enum ItemsLookup<T> {
@@ -315,19 +318,27 @@ impl<P: Policy> Store<P> {
     }
 
     /// Finds the id of `probe`'s key. Only a key's `__eq__` can run here; its errors propagate.
-    ///
-    /// Walks the candidate buckets itself (`iter_hash_buckets`) rather than using
-    /// `HashTable::find`, whose comparison goes through a `dyn FnMut` call per candidate.
     #[inline(always)]
     pub fn find(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<u32>> {
+        Ok(self.find_slot(py, probe)?.map(|(id, _)| id))
+    }
+
+    /// `find`, also returning the slot it compared, so that a hit reads the value without
+    /// indexing the storage a second time (a ring or slab lookup is a bounds and liveness
+    /// check each).
+    ///
+    /// Walks the candidates itself (`iter_hash`) rather than using `HashTable::find`, whose
+    /// comparison goes through a `dyn FnMut` call per candidate.
+    #[inline(always)]
+    fn find_slot(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<Found<'_, P::Meta>>> {
         for bucket in self.table.iter_hash_buckets(table_hash(probe.hash)) {
             let Some(&id) = self.table.get_bucket(bucket) else { continue };
-            let entry = &self.policy.slot(id).entry;
-            if entry.hash != probe.hash {
+            let slot = self.policy.slot(id);
+            if slot.entry.hash != probe.hash {
                 continue;
             }
-            if entry.key.as_ptr() == probe.key.as_ptr() || keys_equal(py, &entry.key, probe)? {
-                return Ok(Some(id));
+            if slot.entry.key.as_ptr() == probe.key.as_ptr() || keys_equal(py, &slot.entry.key, probe)? {
+                return Ok(Some((id, slot)));
             }
         }
         Ok(None)
@@ -340,15 +351,14 @@ impl<P: Policy> Store<P> {
         hash: u32,
         owner: &Owner,
         items: &[Bound<'_, PyAny>],
-    ) -> PyResult<ItemsLookup<u32>> {
-        for bucket in self.table.iter_hash_buckets(table_hash(hash)) {
-            let Some(&id) = self.table.get_bucket(bucket) else { continue };
-            let entry = &self.policy.slot(id).entry;
-            if entry.hash != hash {
+    ) -> PyResult<ItemsLookup<Found<'_, P::Meta>>> {
+        for &id in self.table.iter_hash(table_hash(hash)) {
+            let slot = self.policy.slot(id);
+            if slot.entry.hash != hash {
                 continue;
             }
-            match items_equal(py, owner, &entry.key, items)? {
-                Some(true) => return Ok(ItemsLookup::Found(id)),
+            match items_equal(py, owner, &slot.entry.key, items)? {
+                Some(true) => return Ok(ItemsLookup::Found((id, slot))),
                 Some(false) => {}
                 None => return Ok(ItemsLookup::Undecided),
             }
@@ -358,19 +368,25 @@ impl<P: Policy> Store<P> {
 
     /// `get` for the key `(*items,)` without building it (see `find_items`).
     #[inline(always)]
-    pub fn get_items(
+    pub fn get_items<T>(
         &mut self,
         py: Python<'_>,
         hash: u32,
         owner: &Owner,
         items: &[Bound<'_, PyAny>],
-    ) -> PyResult<ItemsLookup<&Py<PyAny>>> {
+        read: impl FnOnce(&Entry) -> T,
+    ) -> PyResult<ItemsLookup<T>> {
         Ok(match self.find_items(py, hash, owner, items)? {
-            ItemsLookup::Found(id) if P::EXPIRES && clock::expired(self.policy.expire_at(id)) => ItemsLookup::Absent,
-            found => found.map(|id| {
+            ItemsLookup::Found((_, slot)) if P::EXPIRES && clock::expired(P::meta_expire_at(&slot.meta)) => {
+                ItemsLookup::Absent
+            }
+            ItemsLookup::Found((id, slot)) => {
+                let out = read(&slot.entry);
                 self.policy.on_hit(id);
-                &self.policy.slot(id).entry.value
-            }),
+                ItemsLookup::Found(out)
+            }
+            ItemsLookup::Absent => ItemsLookup::Absent,
+            ItemsLookup::Undecided => ItemsLookup::Undecided,
         })
     }
 
@@ -384,7 +400,12 @@ impl<P: Policy> Store<P> {
     /// found (a miss costs no clock read).
     #[inline(always)]
     pub fn find_live(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<u32>> {
-        Ok(self.find(py, probe)?.filter(|&id| !P::EXPIRES || !clock::expired(self.policy.expire_at(id))))
+        Ok(self.find_live_slot(py, probe)?.map(|(id, _)| id))
+    }
+
+    #[inline(always)]
+    fn find_live_slot(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<Found<'_, P::Meta>>> {
+        Ok(self.find_slot(py, probe)?.filter(|(_, slot)| !P::EXPIRES || !clock::expired(P::meta_expire_at(&slot.meta))))
     }
 
     #[inline(always)]
@@ -543,19 +564,20 @@ pub struct Walk<C> {
 impl<P: Policy> Store<P> {
     /// `[]`/`get`/`in`: a read that touches the policy (LRU move, LFU +1).
     #[inline(always)]
-    pub fn get(&mut self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<&Py<PyAny>>> {
-        match self.find_live(py, probe)? {
-            Some(id) => {
-                self.policy.on_hit(id);
-                Ok(Some(&self.policy.slot(id).entry.value))
-            }
-            None => Ok(None),
-        }
+    pub fn get<T>(
+        &mut self,
+        py: Python<'_>,
+        probe: &Probe<'_, '_>,
+        read: impl FnOnce(&Entry) -> T,
+    ) -> PyResult<Option<T>> {
+        let Some((id, _)) = self.find_live_slot(py, probe)? else { return Ok(None) };
+        self.policy.on_hit(id);
+        Ok(Some(read(&self.policy.slot(id).entry)))
     }
 
     /// A read with no policy touch; also returns the expiry instant.
     pub fn peek(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<(&Py<PyAny>, f64)>> {
-        Ok(self.find_live(py, probe)?.map(|id| (&self.policy.slot(id).entry.value, self.policy.expire_at(id))))
+        Ok(self.find_live_slot(py, probe)?.map(|(_, slot)| (&slot.entry.value, P::meta_expire_at(&slot.meta))))
     }
 
     /// Ensures room for one more entry in table and storage before anything changes, so an
@@ -584,6 +606,12 @@ impl<P: Policy> Store<P> {
             // Room left, or only tombstones to clear (an in-place rehash).
             let policy = &self.policy;
             self.table.try_reserve(1, |&id| table_hash(policy.slot(id).entry.hash)).map_err(reserve_error)?;
+        }
+        if P::EVICTS && self.len() >= self.limits.maxsize {
+            // Full by count: at least one entry leaves storage before the new one comes in, so
+            // the storage does not grow (a slab reuses the freed slot, a ring or a dense
+            // vector is one shorter). Saves a call on every insert into a full cache.
+            return Ok(());
         }
         self.policy.try_reserve(1).map_err(|_| PyMemoryError::new_err("cannot grow the cache"))
     }
@@ -959,7 +987,7 @@ mod tests {
     fn hit<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64) -> bool {
         let key = PyInt::new(py, k).into_any();
         let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
-        s.get(py, &probe).unwrap().is_some()
+        s.get(py, &probe, |_| ()).unwrap().is_some()
     }
 
     fn del<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64) -> bool {
@@ -1131,11 +1159,11 @@ mod tests {
             let hash = fold_hash(items_hash(&items).unwrap());
             assert_eq!(hash, hash_key(&tuple).unwrap());
             let owner = Owner::default();
-            assert!(matches!(s.get_items(py, hash, &owner, &items).unwrap(), ItemsLookup::Absent));
+            assert!(matches!(s.get_items(py, hash, &owner, &items, |_| ()).unwrap(), ItemsLookup::Absent));
             let probe = Probe { key: &tuple, hash, owner: &owner };
             let mut trash = Trash::new(py);
             s.insert(py, &probe, tuple.clone().unbind(), Charge::total(1), NewMeta::default(), &mut trash).unwrap();
-            assert!(matches!(s.get_items(py, hash, &owner, &items).unwrap(), ItemsLookup::Found(_)));
+            assert!(matches!(s.get_items(py, hash, &owner, &items, |_| ()).unwrap(), ItemsLookup::Found(_)));
             // Same hash, fewer items: not that tuple.
             assert!(matches!(s.find_items(py, hash, &owner, &items[..1]).unwrap(), ItemsLookup::Absent));
             // A stored key that is not an exact tuple leaves the decision to a real tuple.
@@ -1174,6 +1202,67 @@ mod tests {
             assert_eq!(keys(py, &mut s), vec![7, 2, 0]);
             assert!(!hit(py, &mut s, 1));
             assert_eq!(s.memory, 3);
+        });
+    }
+
+    /// Inserts into a store that is full by count never grow the policy's storage (so
+    /// `reserve_one` need not reserve it), also with tombstones in a ring and with a byte
+    /// limit that makes one insert evict two entries.
+    fn churn_keeps_storage<P: Policy>(py: Python<'_>, maxsize: usize) {
+        let mut s = Store::<P>::new(Limits::new(maxsize, 0));
+        let n = i64::try_from(maxsize).unwrap();
+        for k in 0..n {
+            put(py, &mut s, k, NewMeta::default());
+        }
+        for k in n..6 * n {
+            let bytes = s.policy.allocated_bytes();
+            assert_eq!(put(py, &mut s, k, NewMeta::default()), 1);
+            assert_eq!(s.policy.allocated_bytes(), bytes, "storage grew at key {k}");
+            if k % 7 == 0 {
+                // One short of full: the next insert reserves (a ring with a tombstone may grow).
+                // The previous key leaves a tombstone in a ring; RR may have evicted it, but not
+                // the key just inserted.
+                assert!(del(py, &mut s, k - 1) || del(py, &mut s, k));
+                put(py, &mut s, -k, NewMeta::default());
+            }
+            assert_eq!(s.len(), maxsize);
+        }
+        s.limits.maxmemory = maxsize;
+        let bytes = s.policy.allocated_bytes();
+        let key = PyInt::new(py, -1).into_any();
+        let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
+        let mut trash = Trash::new(py);
+        s.insert(py, &probe, key.clone().unbind(), Charge::total(2), NewMeta::default(), &mut trash).unwrap();
+        assert_eq!(trash.len(), 2);
+        assert_eq!(s.policy.allocated_bytes(), bytes);
+    }
+
+    /// Filling grows storage geometrically: reserving exactly one more slot per insert made
+    /// every insert past the capacity a reallocation (a quarter of the fill time at a million).
+    fn growth_is_amortized<P: Policy>(py: Python<'_>) {
+        let mut s = store::<P>(0);
+        let mut grew = 0;
+        for k in 0..4096 {
+            let bytes = s.policy.allocated_bytes();
+            put(py, &mut s, k, NewMeta::default());
+            grew += usize::from(s.policy.allocated_bytes() != bytes);
+        }
+        assert!(grew <= 16, "storage grew {grew} times in 4096 inserts");
+    }
+
+    #[test]
+    fn full_stores_do_not_grow_their_storage() {
+        Python::attach(|py| {
+            growth_is_amortized::<Fifo>(py);
+            growth_is_amortized::<Ttl>(py);
+            growth_is_amortized::<Lru>(py);
+            growth_is_amortized::<Vttl>(py);
+            growth_is_amortized::<Unordered<false>>(py);
+            churn_keeps_storage::<Fifo>(py, 64);
+            churn_keeps_storage::<Lru>(py, 64);
+            churn_keeps_storage::<Lfu>(py, 64);
+            churn_keeps_storage::<Vttl>(py, 64);
+            churn_keeps_storage::<Unordered<true>>(py, 64);
         });
     }
 

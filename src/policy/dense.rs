@@ -109,7 +109,7 @@ macro_rules! dense_storage {
             self.dense.slots.iter().for_each(|s| f(&s.entry));
         }
         fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
-            self.dense.slots.try_reserve_exact(additional)
+            self.dense.slots.try_reserve(additional)
         }
     };
 }

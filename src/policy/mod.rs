@@ -115,6 +115,11 @@ pub trait Policy: Default + Send + Sized + 'static {
     fn expire_at(&self, _id: u32) -> f64 {
         f64::INFINITY
     }
+    /// `expire_at` read from a slot already at hand.
+    #[inline(always)]
+    fn meta_expire_at(_meta: &Self::Meta) -> f64 {
+        f64::INFINITY
+    }
     fn frequency(&self, _id: u32) -> u64 {
         0
     }

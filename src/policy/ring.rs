@@ -113,7 +113,7 @@ impl<M> Ring<M> {
     }
 
     pub fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
-        self.q.try_reserve_exact(additional)
+        self.q.try_reserve(additional)
     }
 
     pub fn shrink_to_fit(&mut self) -> Fix {

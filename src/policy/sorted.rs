@@ -96,22 +96,31 @@ impl SortedSeq {
         self.pending_min = self.pending_min.min(key);
     }
 
-    fn change(&mut self, id: u32, slots: &mut Slots, key: u64) {
+    /// Gives `id` the key `new_key(current key)`.
+    #[inline]
+    fn change(&mut self, id: u32, slots: &mut Slots, new_key: impl FnOnce(u64) -> u64) {
         if self.owed > 0 {
-            // Catch up with the skipped sort first, or the change would reach entries that
-            // sort should already have placed (and a mover is placed differently). Entries
-            // appended after it stay pending, as they would have.
-            let later = self.pending.split_off(std::mem::take(&mut self.owed));
-            self.place_pending(slots);
-            self.pending = later;
+            self.catch_up(slots);
         }
         let m = &mut slots.get_mut(id).meta;
+        let key = new_key(m.cur);
         if m.seq == UNPLACED {
             self.pending_min = self.pending_min.min(key);
         } else if m.cur == m.key && key != m.key {
             self.dirty.push(id);
         }
         m.cur = key;
+    }
+
+    /// Before a key changes, places the entries a skipped sort owes, or the change would
+    /// reach entries that sort should already have placed (and a mover is placed
+    /// differently). Entries appended after it stay pending, as they would have.
+    #[cold]
+    #[inline(never)]
+    fn catch_up(&mut self, slots: &mut Slots) {
+        let later = self.pending.split_off(std::mem::take(&mut self.owed));
+        self.place_pending(slots);
+        self.pending = later;
     }
 
     /// For a sort the model calls for only to find entries whose key is below `limit` (a
@@ -329,14 +338,13 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
     #[inline]
     fn on_hit(&mut self, id: u32) {
         if !BY_EXPIRY {
-            let cur = self.slab.get(id).meta.cur;
-            self.seq.change(id, &mut self.slab, cur.saturating_add(1));
+            self.seq.change(id, &mut self.slab, |cur| cur.saturating_add(1));
         }
     }
 
     fn on_replace(&mut self, id: u32, meta: NewMeta, _now: f64) -> Fix {
-        let key = if BY_EXPIRY { order_key_f64(meta.expire_at) } else { self.slab.get(id).meta.cur.saturating_add(1) };
-        self.seq.change(id, &mut self.slab, key);
+        let expiry = order_key_f64(meta.expire_at);
+        self.seq.change(id, &mut self.slab, |cur| if BY_EXPIRY { expiry } else { cur.saturating_add(1) });
         Fix::None
     }
 
@@ -350,8 +358,13 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
     }
 
     fn expire_at(&self, id: u32) -> f64 {
+        Self::meta_expire_at(&self.slab.get(id).meta)
+    }
+
+    #[inline(always)]
+    fn meta_expire_at(meta: &SortMeta) -> f64 {
         if BY_EXPIRY {
-            f64_from_order_key(self.slab.get(id).meta.cur)
+            f64_from_order_key(meta.cur)
         } else {
             f64::INFINITY
         }

@@ -80,6 +80,10 @@ impl Policy for Ttl {
     fn expire_at(&self, id: u32) -> f64 {
         self.ring.get(id).meta
     }
+    #[inline(always)]
+    fn meta_expire_at(meta: &f64) -> f64 {
+        *meta
+    }
     fn next_expired(&mut self, now: f64) -> Option<u32> {
         self.ring.front().filter(|&id| self.ring.get(id).meta < now)
     }
