@@ -8,6 +8,7 @@
 
 mod dense;
 mod lru;
+mod places;
 mod ring;
 mod slab;
 mod sorted;

@@ -17,10 +17,10 @@
 //! `settle` runs (every operation that observes the order calls it first).
 
 use std::collections::{BTreeMap, TryReserveError};
-use std::ops::Bound;
 
 use pyo3::Python;
 
+use super::places::{Groups, Place, Places};
 use super::slab::{slab_storage, Slab};
 use super::{Fix, NewMeta, Policy};
 use crate::entry::{Entry, Slot};
@@ -54,8 +54,8 @@ pub fn f64_from_order_key(k: u64) -> f64 {
 }
 
 #[derive(Clone)]
-pub struct SortedSeq {
-    map: BTreeMap<(u64, i64), u32>,
+pub struct SortedSeq<M> {
+    map: M,
     pending: Vec<u32>,
     dirty: Vec<u32>,
     front: i64,
@@ -68,10 +68,10 @@ pub struct SortedSeq {
     owed: usize,
 }
 
-impl Default for SortedSeq {
+impl<M: Places> Default for SortedSeq<M> {
     fn default() -> Self {
         Self {
-            map: BTreeMap::new(),
+            map: M::default(),
             pending: Vec::new(),
             dirty: Vec::new(),
             front: -1,
@@ -89,7 +89,7 @@ const BULK_PLACE: usize = 1024;
 
 type Slots = Slab<SortMeta>;
 
-impl SortedSeq {
+impl<M: Places> SortedSeq<M> {
     fn append(&mut self, id: u32, slots: &mut Slots, key: u64) {
         slots.get_mut(id).meta = SortMeta { cur: key, key, seq: UNPLACED };
         self.pending.push(id);
@@ -132,7 +132,7 @@ impl SortedSeq {
     fn skip_settle(&mut self, limit: u64) -> bool {
         let skip = self.dirty.is_empty()
             && self.pending_min >= limit
-            && self.map.first_key_value().is_none_or(|(&(key, _), _)| key >= limit);
+            && self.map.first().is_none_or(|((key, _), _)| key >= limit);
         if skip {
             self.owed = self.pending.len();
         }
@@ -171,7 +171,7 @@ impl SortedSeq {
         movers.sort_unstable();
         movers.dedup();
         for &(key, seq, _) in &movers {
-            self.map.remove(&(key, seq));
+            self.map.remove((key, seq));
         }
         // Up-movers go before the group, the smallest old position first: hand out decreasing
         // seqs from the largest old position down.
@@ -212,7 +212,7 @@ impl SortedSeq {
     /// `place` for every id of `pending` in turn, with the same outcome, done as a sort and
     /// a merge (`BULK_PLACE`).
     fn place_sorted(&mut self, pending: &[u32], slots: &mut Slots) {
-        let mut placed: Vec<((u64, i64), u32)> = Vec::with_capacity(pending.len());
+        let mut placed: Vec<(Place, u32)> = Vec::with_capacity(pending.len());
         for &id in pending {
             let seq = self.back;
             self.back += 1;
@@ -220,8 +220,7 @@ impl SortedSeq {
         }
         // Places are distinct (seqs are), so an unstable sort gives the one order.
         placed.sort_unstable_by_key(|&(place, _)| place);
-        let mut more: BTreeMap<(u64, i64), u32> = placed.into_iter().collect();
-        self.map.append(&mut more);
+        self.map.append_sorted(placed);
     }
 
     fn remove(&mut self, id: u32, slots: &Slots) {
@@ -229,7 +228,7 @@ impl SortedSeq {
         if m.seq == UNPLACED {
             self.pending.retain(|&x| x != id);
         } else {
-            self.map.remove(&(m.key, m.seq));
+            self.map.remove((m.key, m.seq));
             if m.cur != m.key {
                 self.dirty.retain(|&x| x != id);
             }
@@ -240,14 +239,11 @@ impl SortedSeq {
     /// observable in tie order): the placed prefix below `limit` (entries whose key did not
     /// change since), plus the changed and appended entries, checked one by one.
     fn count_below(&self, limit: u64, slots: &Slots) -> usize {
-        let placed = self
-            .map
-            .range(..(limit, i64::MIN))
-            .filter(|(_, &id)| {
-                let m = slots.get(id).meta;
-                m.cur == m.key
-            })
-            .count();
+        let mut placed = 0;
+        self.map.for_each_below(limit, |id| {
+            let m = slots.get(id).meta;
+            placed += usize::from(m.cur == m.key);
+        });
         let mut changed: Vec<u32> = self
             .dirty
             .iter()
@@ -277,16 +273,23 @@ impl SortedSeq {
 
 /// `BY_EXPIRY = false`: LFU (key = frequency). `BY_EXPIRY = true`: VTTL (key = expiry instant,
 /// `+inf` for entries that never expire, so they sort last).
-#[derive(Default)]
-pub struct Sorted<const BY_EXPIRY: bool> {
+/// `M` is where placed entries sit (see `places`): frequency groups for LFU, a B-tree of
+/// places for VTTL.
+pub struct Sorted<const BY_EXPIRY: bool, M> {
     pub slab: Slab<SortMeta>,
-    seq: SortedSeq,
+    seq: SortedSeq<M>,
 }
 
-pub type Lfu = Sorted<false>;
-pub type Vttl = Sorted<true>;
+impl<const BY_EXPIRY: bool, M: Places> Default for Sorted<BY_EXPIRY, M> {
+    fn default() -> Self {
+        Self { slab: Slab::default(), seq: SortedSeq::default() }
+    }
+}
 
-impl<const BY_EXPIRY: bool> Sorted<BY_EXPIRY> {
+pub type Lfu = Sorted<false, Groups>;
+pub type Vttl = Sorted<true, BTreeMap<Place, u32>>;
+
+impl<const BY_EXPIRY: bool, M: Places> Sorted<BY_EXPIRY, M> {
     #[inline]
     fn key_of(meta: NewMeta) -> u64 {
         if BY_EXPIRY {
@@ -298,11 +301,11 @@ impl<const BY_EXPIRY: bool> Sorted<BY_EXPIRY> {
 
     #[inline]
     fn first(&self) -> Option<u32> {
-        self.seq.map.first_key_value().map(|(_, &id)| id)
+        self.seq.map.first().map(|(_, id)| id)
     }
 }
 
-impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
+impl<const BY_EXPIRY: bool, M: Places> Policy for Sorted<BY_EXPIRY, M> {
     type Meta = SortMeta;
     /// The `(key, seq)` last yielded: iteration resumes after it, so re-sorts under a live
     /// iterator never invalidate it.
@@ -401,9 +404,9 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
         Fix::None
     }
     fn allocated_bytes(&self) -> usize {
-        // A B-tree node holds up to 11 (key, id) pairs plus ~16 bytes of bookkeeping; count it
-        // per slot the storage has room for, so `clear(reuse=True)` keeps the figure.
-        self.slab.capacity() * (std::mem::size_of::<Slot<SortMeta>>() + std::mem::size_of::<((u64, i64), u32)>() + 4)
+        // The order's share is counted per slot the storage has room for, so
+        // `clear(reuse=True)` keeps the figure.
+        self.slab.capacity() * (std::mem::size_of::<Slot<SortMeta>>() + M::ENTRY_BYTES)
     }
     fn duplicate(&self, py: Python<'_>) -> Self {
         Self { slab: self.slab.duplicate(py), seq: self.seq.clone() }
@@ -412,23 +415,14 @@ impl<const BY_EXPIRY: bool> Policy for Sorted<BY_EXPIRY> {
         None
     }
     fn advance(&self, cursor: &mut Self::Cursor) -> Option<u32> {
-        let next = match *cursor {
-            None => self.seq.map.iter().next(),
-            Some(k) => self.seq.map.range((Bound::Excluded(k), Bound::Unbounded)).next(),
-        };
-        next.map(|(&k, &id)| {
-            *cursor = Some(k);
+        self.seq.map.after(*cursor).map(|(place, id)| {
+            *cursor = Some(place);
             id
         })
     }
     fn nth(&self, n: isize) -> Option<u32> {
-        let len = self.seq.map.len();
-        let i = super::dense::resolve_index(n, len)?;
-        if i < len / 2 {
-            self.seq.map.values().nth(i).copied()
-        } else {
-            self.seq.map.values().rev().nth(len - 1 - i).copied()
-        }
+        let i = super::dense::resolve_index(n, self.seq.map.len())?;
+        self.seq.map.nth(i)
     }
 }
 

@@ -439,7 +439,7 @@ impl<'py, P: Policy> Harness<'py, P> {
             let key = self.keys[idx].clone();
             let probe = Self::probe_of(&key);
             if touch {
-                self.store.get(py, &probe).map(|v| v.map(|v| v.clone_ref(py)))
+                self.store.get(py, &probe, |entry| entry.value.clone_ref(py))
             } else {
                 self.store.peek(py, &probe).map(|v| v.map(|(v, _)| v.clone_ref(py)))
             }
