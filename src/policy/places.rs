@@ -8,7 +8,8 @@
 //!   that only decreases or one that only increases), so a placement is a push at one end and
 //!   the eviction victim is popped from the front, instead of a search down a B-tree of all
 //!   entries. An entry removed from the middle of a group is marked dead and skipped; dead
-//!   entries never sit at either end, and a group that is mostly dead is compacted.
+//!   entries never sit at either end, and a group that is mostly dead is compacted. A group of
+//!   one entry (most of them, once frequencies spread out) is kept inline, with no deque.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
@@ -88,14 +89,31 @@ const DEAD: u32 = u32::MAX;
 /// Compaction of a group waits for this many dead entries, so small groups never pay for it.
 const MIN_DEAD: usize = 32;
 
-/// The entries of one key, in seq order; both ends are live.
-#[derive(Clone, Default)]
-struct Group {
+/// The entries of one key, in seq order; both ends are live. A lone entry (most groups, once
+/// frequencies spread out) is kept inline: a `Groups` entry is then as small as a B-tree place.
+#[derive(Clone)]
+enum Group {
+    One(i64, u32),
+    Many(Box<Deque>),
+}
+
+/// A group of two or more live entries.
+#[derive(Clone)]
+struct Deque {
     q: VecDeque<(i64, u32)>,
     live: usize,
 }
 
-impl Group {
+/// What removing a seq from a group did.
+#[derive(PartialEq, Eq)]
+enum Removed {
+    No,
+    Yes,
+    Emptied,
+}
+
+impl Deque {
+    #[inline]
     fn position(&self, seq: i64) -> Result<usize, usize> {
         // The victim and the newest entries are the usual ones: try the ends first.
         match (self.q.front(), self.q.back()) {
@@ -107,6 +125,41 @@ impl Group {
 
     fn live(&self) -> impl DoubleEndedIterator<Item = (i64, u32)> + '_ {
         self.q.iter().copied().filter(|&(_, id)| id != DEAD)
+    }
+
+    /// Returns whether a live entry was added (rather than one replaced).
+    #[inline]
+    fn insert(&mut self, seq: i64, id: u32) -> bool {
+        match (self.q.front(), self.q.back()) {
+            (_, Some(&(last, _))) if seq > last => self.q.push_back((seq, id)),
+            (Some(&(first, _)), _) if seq < first => self.q.push_front((seq, id)),
+            // Not reached from `SortedSeq` (its seqs are fresh and go to a group's ends); kept
+            // correct anyway.
+            _ => match self.position(seq) {
+                Ok(i) => {
+                    debug_assert_eq!(self.q[i].1, DEAD, "a place is held at most once");
+                    let replaced = self.q[i].1 != DEAD;
+                    self.q[i].1 = id;
+                    self.live += usize::from(!replaced);
+                    return !replaced;
+                }
+                Err(i) => self.q.insert(i, (seq, id)),
+            },
+        }
+        self.live += 1;
+        true
+    }
+
+    #[inline]
+    fn remove(&mut self, seq: i64) -> bool {
+        let Ok(i) = self.position(seq) else { return false };
+        if self.q[i].1 == DEAD {
+            return false;
+        }
+        self.q[i].1 = DEAD;
+        self.live -= 1;
+        self.tidy();
+        true
     }
 
     /// Restores "both ends live" after a removal, and compacts a mostly dead group.
@@ -129,6 +182,105 @@ impl Group {
     }
 }
 
+impl Group {
+    #[inline]
+    fn front(&self) -> (i64, u32) {
+        match self {
+            Self::One(seq, id) => (*seq, *id),
+            Self::Many(d) => d.q.front().copied().expect("a group has a live entry"),
+        }
+    }
+
+    fn live_count(&self) -> usize {
+        match self {
+            Self::One(..) => 1,
+            Self::Many(d) => d.live,
+        }
+    }
+
+    /// Returns whether a live entry was added (rather than one replaced).
+    #[inline(always)]
+    fn insert(&mut self, seq: i64, id: u32) -> bool {
+        // The usual case first: a new or re-sorted entry after a group of several.
+        if let Self::Many(d) = self {
+            if d.q.back().is_some_and(|&(last, _)| seq > last) {
+                d.q.push_back((seq, id));
+                d.live += 1;
+                return true;
+            }
+        }
+        self.insert_slow(seq, id)
+    }
+
+    #[inline(never)]
+    fn insert_slow(&mut self, seq: i64, id: u32) -> bool {
+        match self {
+            Self::One(first, _) if *first == seq => {
+                *self = Self::One(seq, id);
+                false
+            }
+            Self::One(first, first_id) => {
+                let mut d = Deque { q: VecDeque::with_capacity(4), live: 1 };
+                d.q.push_back((*first, *first_id));
+                d.insert(seq, id);
+                *self = Self::Many(Box::new(d));
+                true
+            }
+            Self::Many(d) => d.insert(seq, id),
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, seq: i64) -> Removed {
+        match self {
+            Self::One(s, _) => {
+                if *s == seq {
+                    Removed::Emptied
+                } else {
+                    Removed::No
+                }
+            }
+            Self::Many(d) => {
+                if !d.remove(seq) {
+                    return Removed::No;
+                }
+                if d.live == 1 {
+                    let (seq, id) = self.front();
+                    *self = Self::One(seq, id);
+                }
+                Removed::Yes
+            }
+        }
+    }
+
+    /// The first live entry with a seq above `seq`.
+    fn after(&self, seq: i64) -> Option<(i64, u32)> {
+        match self {
+            Self::One(s, id) => (*s > seq).then_some((*s, *id)),
+            Self::Many(d) => {
+                let start = d.q.partition_point(|&(s, _)| s <= seq);
+                d.q.range(start..).copied().find(|&(_, id)| id != DEAD)
+            }
+        }
+    }
+
+    /// The `i`-th live id, from the front or (`from_back`) from the back.
+    fn nth(&self, i: usize, from_back: bool) -> Option<u32> {
+        match self {
+            Self::One(_, id) => (i == 0).then_some(*id),
+            Self::Many(d) if from_back => d.live().rev().nth(i).map(|(_, id)| id),
+            Self::Many(d) => d.live().nth(i).map(|(_, id)| id),
+        }
+    }
+
+    fn for_each_live(&self, f: &mut impl FnMut(u32)) {
+        match self {
+            Self::One(_, id) => f(*id),
+            Self::Many(d) => d.live().for_each(|(_, id)| f(id)),
+        }
+    }
+}
+
 /// Frequency groups (LFU); see the module docs. Every group in `map` has a live entry.
 #[derive(Clone, Default)]
 pub struct Groups {
@@ -144,82 +296,86 @@ impl Places for Groups {
         self.len
     }
 
+    #[inline]
     fn insert(&mut self, (key, seq): Place, id: u32) {
-        let group = self.map.entry(key).or_default();
-        match (group.q.front(), group.q.back()) {
-            (_, None) => group.q.push_back((seq, id)),
-            (_, Some(&(last, _))) if seq > last => group.q.push_back((seq, id)),
-            (Some(&(first, _)), _) if seq < first => group.q.push_front((seq, id)),
-            // Not reached from `SortedSeq` (its seqs are fresh and at a group's ends); kept
-            // correct anyway.
-            _ => match group.position(seq) {
-                Ok(i) => {
-                    debug_assert_eq!(group.q[i].1, DEAD, "a place is held at most once");
-                    group.live -= usize::from(group.q[i].1 != DEAD);
-                    self.len -= usize::from(group.q[i].1 != DEAD);
-                    group.q[i].1 = id;
-                }
-                Err(i) => group.q.insert(i, (seq, id)),
-            },
-        }
-        group.live += 1;
-        self.len += 1;
+        let added = match self.map.get_mut(&key) {
+            Some(group) => group.insert(seq, id),
+            None => {
+                self.map.insert(key, Group::One(seq, id));
+                true
+            }
+        };
+        self.len += usize::from(added);
     }
 
     fn append_sorted(&mut self, sorted: Vec<(Place, u32)>) {
-        for (place, id) in sorted {
-            self.insert(place, id);
+        // Groups for keys not in the map yet are built aside and merged in one pass: the B-tree
+        // is then rebuilt with full nodes, where inserting keys one by one at its end leaves
+        // every node half empty (it matters when most entries have a frequency of their own).
+        let mut fresh: Vec<(u64, Group)> = Vec::new();
+        for ((key, seq), id) in sorted {
+            match fresh.last_mut() {
+                Some((last, group)) if *last == key => self.len += usize::from(group.insert(seq, id)),
+                _ if self.map.contains_key(&key) => self.insert((key, seq), id),
+                _ => {
+                    fresh.push((key, Group::One(seq, id)));
+                    self.len += 1;
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            let mut more: BTreeMap<u64, Group> = fresh.into_iter().collect();
+            self.map.append(&mut more);
         }
     }
 
+    #[inline]
     fn remove(&mut self, (key, seq): Place) {
         let Some(group) = self.map.get_mut(&key) else { return };
-        let Ok(i) = group.position(seq) else { return };
-        if group.q[i].1 == DEAD {
-            return;
-        }
-        group.q[i].1 = DEAD;
-        group.live -= 1;
-        self.len -= 1;
-        if group.live == 0 {
-            self.map.remove(&key);
-        } else {
-            group.tidy();
+        match group.remove(seq) {
+            Removed::No => {}
+            Removed::Yes => self.len -= 1,
+            Removed::Emptied => {
+                self.map.remove(&key);
+                self.len -= 1;
+            }
         }
     }
 
+    #[inline]
     fn first(&self) -> Option<(Place, u32)> {
         let (&key, group) = self.map.first_key_value()?;
-        group.q.front().map(|&(seq, id)| ((key, seq), id))
+        let (seq, id) = group.front();
+        Some(((key, seq), id))
     }
 
     fn after(&self, place: Option<Place>) -> Option<(Place, u32)> {
         let Some((key, seq)) = place else { return self.first() };
-        if let Some(group) = self.map.get(&key) {
-            let start = group.q.partition_point(|&(s, _)| s <= seq);
-            if let Some(&(seq, id)) = group.q.range(start..).find(|&&(_, id)| id != DEAD) {
-                return Some(((key, seq), id));
-            }
+        if let Some((seq, id)) = self.map.get(&key).and_then(|group| group.after(seq)) {
+            return Some(((key, seq), id));
         }
         let (&key, group) = self.map.range((Bound::Excluded(key), Bound::Unbounded)).next()?;
-        group.q.front().map(|&(seq, id)| ((key, seq), id))
+        let (seq, id) = group.front();
+        Some(((key, seq), id))
     }
 
     fn nth(&self, mut i: usize) -> Option<u32> {
         if i < self.len / 2 {
             for group in self.map.values() {
-                if i < group.live {
-                    return group.live().nth(i).map(|(_, id)| id);
+                let live = group.live_count();
+                if i < live {
+                    return group.nth(i, false);
                 }
-                i -= group.live;
+                i -= live;
             }
         } else {
             let mut back = self.len.checked_sub(i + 1)?;
             for group in self.map.values().rev() {
-                if back < group.live {
-                    return group.live().rev().nth(back).map(|(_, id)| id);
+                let live = group.live_count();
+                if back < live {
+                    return group.nth(back, true);
                 }
-                back -= group.live;
+                back -= live;
             }
         }
         None
@@ -227,7 +383,7 @@ impl Places for Groups {
 
     fn for_each_below(&self, limit: u64, mut f: impl FnMut(u32)) {
         for group in self.map.range(..limit).map(|(_, group)| group) {
-            group.live().for_each(|(_, id)| f(id));
+            group.for_each_live(&mut f);
         }
     }
 
@@ -274,6 +430,19 @@ mod tests {
                     Places::remove(&mut tree, place);
                     groups.remove(place);
                 }
+                9 if step % 5 == 0 => {
+                    // A batch of appends, as `SortedSeq` places many pending entries at once.
+                    let mut batch: Vec<(Place, u32)> = (0..rng.usize(1..40))
+                        .map(|j| {
+                            back += 1;
+                            ((rng.u64(..9), back), 100_000 + step * 64 + u32::try_from(j).unwrap())
+                        })
+                        .collect();
+                    batch.sort_unstable();
+                    held.extend(batch.iter().map(|&(place, _)| place));
+                    tree.append_sorted(batch.clone());
+                    groups.append_sorted(batch);
+                }
                 _ => {
                     let cut = rng.u64(..7);
                     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -297,12 +466,18 @@ mod tests {
                 if gone.is_some() {
                     assert_eq!(tree.after(gone), groups.after(gone));
                 }
-                for i in 0..all.len() {
+                for _ in 0..20 {
+                    let i = rng.usize(..all.len().max(1));
                     assert_eq!(Places::nth(&tree, i), groups.nth(i));
                 }
                 assert_eq!(groups.nth(all.len()), None);
             }
         }
+    }
+
+    #[test]
+    fn a_lone_entry_takes_no_more_than_a_btree_place() {
+        assert_eq!(std::mem::size_of::<Group>(), 16);
     }
 
     #[test]
@@ -314,12 +489,13 @@ mod tests {
         for seq in 1..999 {
             groups.remove((0, seq));
         }
-        let group = &groups.map[&0];
+        let Group::Many(group) = &groups.map[&0] else { panic!("two entries are a deque") };
         assert_eq!(group.live, 2);
         assert!(group.q.len() <= 2 * MIN_DEAD, "{} slots for 2 entries", group.q.len());
         assert!(group.q.capacity() <= 8 * MIN_DEAD, "room for {} kept", group.q.capacity());
         assert_eq!(groups.nth(1), Some(999));
         groups.remove((0, 0));
+        assert!(matches!(groups.map[&0], Group::One(999, 999)), "a lone entry goes back inline");
         groups.remove((0, 999));
         assert!(groups.map.is_empty() && groups.len() == 0);
     }
