@@ -717,7 +717,7 @@ impl<P: Policy> CacheCore<P> {
         let deepcopy = py.import(intern!(py, "copy"))?.getattr(intern!(py, "deepcopy"))?;
         let mut copied = Vec::with_capacity(items.len());
         for item in items {
-            let meta = NewMeta { expire_at: item.expire_at, frequency: item.frequency };
+            let meta = NewMeta { expire_at: item.expire_at, frequency: item.frequency, now: None };
             copied.push((deepcopy.call1((item.key, memo))?, deepcopy.call1((item.value, memo))?, meta));
         }
         let store = Self::build(py, policy, limits, capacity, copied)?;
@@ -775,7 +775,8 @@ impl<P: Policy> CacheCore<P> {
 
     /// The metadata of an entry written now with `ttl` seconds to live.
     pub fn expiring(ttl: Option<f64>) -> NewMeta {
-        NewMeta { expire_at: ttl.map_or(f64::INFINITY, |t| clock::now() + t), frequency: 0 }
+        let now = clock::now();
+        NewMeta { expire_at: ttl.map_or(f64::INFINITY, |t| now + t), frequency: 0, now: Some(now) }
     }
 }
 

@@ -626,7 +626,10 @@ impl<P: Policy> Store<P> {
         meta: NewMeta,
         trash: &mut Trash,
     ) -> PyResult<Inserted> {
-        let now = Self::now();
+        let now = match meta.now {
+            Some(now) if P::EXPIRES => now,
+            _ => Self::now(),
+        };
         if let Some(id) = self.find(py, probe)? {
             let stored = &self.policy.slot(id).entry.key;
             let Some(size) = charge.for_key(probe.key.as_ptr() as usize, stored.as_ptr() as usize) else {
@@ -1104,7 +1107,7 @@ mod tests {
             let mut s = Store::with_policy(Ttl::with_ttl(Some(10.0)).unwrap(), Limits::new(0, 0));
             let now = clock::now();
             for k in 0..5 {
-                put(py, &mut s, k, NewMeta { expire_at: now - 1.0, frequency: 0 });
+                put(py, &mut s, k, NewMeta { expire_at: now - 1.0, ..NewMeta::default() });
             }
             put(py, &mut s, 9, NewMeta::default());
             // Entries restored with past expiries are swept by the next new insert.
@@ -1118,11 +1121,11 @@ mod tests {
         Python::attach(|py| {
             let mut s = store::<Vttl>(3);
             let now = clock::now();
-            put(py, &mut s, 1, NewMeta { expire_at: now + 70.0, frequency: 0 });
+            put(py, &mut s, 1, NewMeta { expire_at: now + 70.0, ..NewMeta::default() });
             put(py, &mut s, 2, NewMeta::default());
-            put(py, &mut s, 3, NewMeta { expire_at: now + 60.0, frequency: 0 });
+            put(py, &mut s, 3, NewMeta { expire_at: now + 60.0, ..NewMeta::default() });
             assert_eq!(keys(py, &mut s), vec![3, 1, 2]);
-            put(py, &mut s, 4, NewMeta { expire_at: now + 90.0, frequency: 0 });
+            put(py, &mut s, 4, NewMeta { expire_at: now + 90.0, ..NewMeta::default() });
             assert_eq!(keys(py, &mut s), vec![1, 4, 2]);
         });
     }

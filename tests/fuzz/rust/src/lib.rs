@@ -200,12 +200,15 @@ impl<'py, P: Policy> Harness<'py, P> {
             Kind::Vttl => match ttl {
                 Some(t) => {
                     let units = u64::from(t % 5);
-                    (NewMeta { expire_at: now + (units as f64 + 0.5) * UNIT, frequency: 0 }, Some(self.now + units))
+                    (
+                        NewMeta { expire_at: now + (units as f64 + 0.5) * UNIT, frequency: 0, now: None },
+                        Some(self.now + units),
+                    )
                 }
                 None => (NewMeta::default(), None),
             },
             Kind::Ttl => (NewMeta::default(), Some(self.now + self.ttl_units)),
-            Kind::Lfu => (NewMeta { expire_at: f64::INFINITY, frequency: freq.map_or(0, u64::from) }, None),
+            Kind::Lfu => (NewMeta { expire_at: f64::INFINITY, frequency: freq.map_or(0, u64::from), now: None }, None),
             _ => (NewMeta::default(), None),
         }
     }
