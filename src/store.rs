@@ -323,12 +323,14 @@ impl<P: Policy> Store<P> {
         Ok(self.find_slot(py, probe)?.map(|(id, _)| id))
     }
 
-    /// `find`, also returning the slot it compared, so that a hit reads the value without
-    /// indexing the storage a second time (a ring or slab lookup is a bounds and liveness
-    /// check each).
+    /// `find`, also returning the slot it compared, so that an expiry check or a `peek` reads
+    /// it without indexing the storage a second time (a ring or slab lookup is a bounds and
+    /// liveness check each).
     ///
-    /// Walks the candidates itself (`iter_hash`) rather than using `HashTable::find`, whose
-    /// comparison goes through a `dyn FnMut` call per candidate.
+    /// Walks the candidate buckets itself rather than using `HashTable::find`, whose
+    /// comparison goes through a `dyn FnMut` call per candidate. `iter_hash_buckets` rather
+    /// than `iter_hash`: measured, `iter_hash` saved 3 instructions on a hit but cost 12 and
+    /// 4 ns on an LRU insert.
     #[inline(always)]
     fn find_slot(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<Found<'_, P::Meta>>> {
         for bucket in self.table.iter_hash_buckets(table_hash(probe.hash)) {
@@ -381,6 +383,9 @@ impl<P: Policy> Store<P> {
                 ItemsLookup::Absent
             }
             ItemsLookup::Found((id, slot)) => {
+                // The read from the slot found, then the touch: the reverse of `get`, and
+                // measured too, on a decorator hit over an LRU cache (683 instructions against
+                // 698, 1.3 ns).
                 let out = read(&slot.entry);
                 self.policy.on_hit(id);
                 ItemsLookup::Found(out)
@@ -571,6 +576,8 @@ impl<P: Policy> Store<P> {
         read: impl FnOnce(&Entry) -> T,
     ) -> PyResult<Option<T>> {
         let Some((id, _)) = self.find_live_slot(py, probe)? else { return Ok(None) };
+        // The policy's touch first, then the read through a fresh lookup: reading the slot
+        // found before the touch measured 2 ns slower on an LFU hit.
         self.policy.on_hit(id);
         Ok(Some(read(&self.policy.slot(id).entry)))
     }
@@ -714,11 +721,17 @@ impl<P: Policy> Store<P> {
         let key_addr = key.as_ptr() as usize;
         let encoded = self.encode_size(key_addr, size);
         let id = self.policy.push(Entry { key, value, hash, size: encoded }, meta, now);
+        self.index_new(id, hash, size);
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Puts a new entry's id in the table and charges its size.
+    #[inline(always)]
+    fn index_new(&mut self, id: u32, hash: u32, size: usize) {
         let policy = &self.policy;
         self.table.insert_unique(table_hash(hash), id, |&x| table_hash(policy.slot(x).entry.hash));
         self.memory = self.memory.saturating_add(size);
-        self.generation += 1;
-        Ok(())
     }
 
     /// Whether an entry of `size` fits once `victim` is gone.
@@ -754,9 +767,7 @@ impl<P: Policy> Store<P> {
         let (id, old) = self.policy.recycle(victim, Entry { key, value, hash, size: encoded }, meta, now);
         self.after_removal(&old);
         trash.push(old);
-        let policy = &self.policy;
-        self.table.insert_unique(table_hash(hash), id, |&x| table_hash(policy.slot(x).entry.hash));
-        self.memory = self.memory.saturating_add(size);
+        self.index_new(id, hash, size);
     }
 
     /// `setdefault`: the live value if present (with the policy's setdefault touch), else

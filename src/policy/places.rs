@@ -128,11 +128,21 @@ impl Deque {
     }
 
     /// Returns whether a live entry was added (rather than one replaced).
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self, seq: i64, id: u32) -> bool {
-        match (self.q.front(), self.q.back()) {
-            (_, Some(&(last, _))) if seq > last => self.q.push_back((seq, id)),
-            (Some(&(first, _)), _) if seq < first => self.q.push_front((seq, id)),
+        // The usual case inline: a new or re-sorted entry after everything in the group.
+        if self.q.back().is_some_and(|&(last, _)| seq > last) {
+            self.q.push_back((seq, id));
+            self.live += 1;
+            return true;
+        }
+        self.insert_elsewhere(seq, id)
+    }
+
+    #[inline(never)]
+    fn insert_elsewhere(&mut self, seq: i64, id: u32) -> bool {
+        match self.q.front() {
+            Some(&(first, _)) if seq < first => self.q.push_front((seq, id)),
             // Not reached from `SortedSeq` (its seqs are fresh and go to a group's ends); kept
             // correct anyway.
             _ => match self.position(seq) {
@@ -201,33 +211,25 @@ impl Group {
     /// Returns whether a live entry was added (rather than one replaced).
     #[inline(always)]
     fn insert(&mut self, seq: i64, id: u32) -> bool {
-        // The usual case first: a new or re-sorted entry after a group of several.
-        if let Self::Many(d) = self {
-            if d.q.back().is_some_and(|&(last, _)| seq > last) {
-                d.q.push_back((seq, id));
-                d.live += 1;
-                return true;
-            }
+        match self {
+            Self::Many(d) => d.insert(seq, id),
+            Self::One(..) => self.insert_beside_one(seq, id),
         }
-        self.insert_slow(seq, id)
     }
 
+    /// `insert` into a lone-entry group: it becomes a deque.
     #[inline(never)]
-    fn insert_slow(&mut self, seq: i64, id: u32) -> bool {
-        match self {
-            Self::One(first, _) if *first == seq => {
-                *self = Self::One(seq, id);
-                false
-            }
-            Self::One(first, first_id) => {
-                let mut d = Deque { q: VecDeque::with_capacity(4), live: 1 };
-                d.q.push_back((*first, *first_id));
-                d.insert(seq, id);
-                *self = Self::Many(Box::new(d));
-                true
-            }
-            Self::Many(d) => d.insert(seq, id),
+    fn insert_beside_one(&mut self, seq: i64, id: u32) -> bool {
+        let Self::One(first, first_id) = *self else { unreachable!("called on a lone entry") };
+        if first == seq {
+            *self = Self::One(seq, id);
+            return false;
         }
+        let mut d = Deque { q: VecDeque::with_capacity(4), live: 1 };
+        d.q.push_back((first, first_id));
+        d.insert(seq, id);
+        *self = Self::Many(Box::new(d));
+        true
     }
 
     #[inline]

@@ -67,10 +67,7 @@ impl<M> Ring<M> {
         let pos = self.pos(id);
         let slot = self.q[pos].take().expect("live ring id");
         self.live -= 1;
-        while matches!(self.q.front(), Some(None)) {
-            self.q.pop_front();
-            self.head = self.head.wrapping_add(1);
-        }
+        self.drop_front_tombstones();
         while matches!(self.q.back(), Some(None)) {
             self.q.pop_back();
         }
@@ -87,12 +84,18 @@ impl<M> Ring<M> {
     pub fn replace_front(&mut self, entry: Entry, meta: M) -> (u32, Slot<M>) {
         let slot = self.q.pop_front().flatten().expect("a live front");
         self.head = self.head.wrapping_add(1);
+        self.drop_front_tombstones();
+        self.q.push_back(Some(Slot { entry, meta }));
+        (self.id_at(self.q.len() - 1), slot)
+    }
+
+    /// Keeps the front live: pops tombstones there, advancing `head` past them.
+    #[inline]
+    fn drop_front_tombstones(&mut self) {
         while matches!(self.q.front(), Some(None)) {
             self.q.pop_front();
             self.head = self.head.wrapping_add(1);
         }
-        self.q.push_back(Some(Slot { entry, meta }));
-        (self.id_at(self.q.len() - 1), slot)
     }
 
     /// The oldest live id (the front is never a tombstone).

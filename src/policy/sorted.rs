@@ -10,7 +10,8 @@
 //!   3. entries that moved down from a larger key, in their old S order;
 //!   4. entries appended since the last sort, in append order.
 //!
-//! We keep the placed entries in a `BTreeMap` keyed by `(key, seq)`, where `seq` orders a group.
+//! We keep the placed entries in `(key, seq)` order, where `seq` orders a group (`places`: a
+//! B-tree of places for VTTL, per-frequency deques for LFU).
 //! Group 1 takes seqs from a counter that only decreases (`front`), groups 3 and 4 from one that
 //! only increases (`back`): that places them before/after everything already in the group
 //! without touching the other entries. Changed keys wait in `dirty`, appends in `pending`, until
@@ -146,7 +147,7 @@ impl<M: Places> SortedSeq<M> {
 
     /// Records in `id`'s meta that it sits at `seq` under its current key; returns that place.
     #[inline]
-    fn mark_placed(id: u32, slots: &mut Slots, seq: i64) -> (u64, i64) {
+    fn mark_placed(id: u32, slots: &mut Slots, seq: i64) -> Place {
         let m = &mut slots.get_mut(id).meta;
         m.key = m.cur;
         m.seq = seq;
@@ -346,8 +347,13 @@ impl<const BY_EXPIRY: bool, M: Places> Policy for Sorted<BY_EXPIRY, M> {
     }
 
     fn on_replace(&mut self, id: u32, meta: NewMeta, _now: f64) -> Fix {
-        let expiry = order_key_f64(meta.expire_at);
-        self.seq.change(id, &mut self.slab, |cur| if BY_EXPIRY { expiry } else { cur.saturating_add(1) });
+        self.seq.change(id, &mut self.slab, |cur| {
+            if BY_EXPIRY {
+                order_key_f64(meta.expire_at)
+            } else {
+                cur.saturating_add(1)
+            }
+        });
         Fix::None
     }
 
