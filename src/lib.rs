@@ -14,6 +14,7 @@ mod decorators;
 mod entry;
 mod fastslots;
 mod policy;
+mod prefetch;
 mod store;
 mod sync;
 
