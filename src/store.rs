@@ -216,9 +216,9 @@ pub struct Store<P: Policy> {
     generation: u64,
     /// Entry sizes that do not fit the entry's 32-bit field, by key address.
     big_sizes: HashMap<usize, usize>,
-    /// One past the table's bucket array (hashbrown stores bucket `i` at `end - (i + 1)`), for
-    /// prefetching a probe's home bucket; kept up to date after every reallocation, and only
-    /// ever used as a hint (a stale value costs a useless prefetch, nothing else).
+    /// One past the table's bucket array, for prefetching: hashbrown stores bucket `i` at
+    /// `end - (i + 1)` and the control bytes from `end` on. Kept up to date after every
+    /// reallocation, and only ever used as a hint (a stale value costs a useless prefetch).
     bucket_end: usize,
 }
 
@@ -766,7 +766,23 @@ impl<P: Policy> Store<P> {
         let id = self.policy.push(Entry { key, value, hash, size: encoded }, meta, now);
         self.index_new(id, hash, size);
         self.generation += 1;
+        self.prefetch_next_victim();
         Ok(())
+    }
+
+    /// Starts loading what evicting the next victim will read (its table group and bucket),
+    /// so a run of inserts into a full cache finds them in cache.
+    #[inline(always)]
+    fn prefetch_next_victim(&self) {
+        if P::EVICTS && self.len() >= self.limits.maxsize {
+            if let Some(victim) = self.policy.next_victim() {
+                let hash = table_hash(self.policy.slot(victim).entry.hash);
+                self.prefetch_home_bucket(hash);
+                #[allow(clippy::cast_possible_truncation)]
+                let home = (hash as usize) & self.table.num_buckets().wrapping_sub(1);
+                crate::prefetch::prefetch(self.bucket_end.wrapping_add(home));
+            }
+        }
     }
 
     /// Puts a new entry's id in the table and charges its size.
@@ -812,6 +828,7 @@ impl<P: Policy> Store<P> {
         self.after_removal(&old);
         trash.push(old);
         self.index_new(id, hash, size);
+        self.prefetch_next_victim();
     }
 
     /// `setdefault`: the live value if present (with the policy's setdefault touch), else

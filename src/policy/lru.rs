@@ -145,6 +145,10 @@ impl Policy for Lru {
         self.move_to_tail(id);
     }
     fn victim(&mut self) -> Option<u32> {
+        self.next_victim()
+    }
+    #[inline]
+    fn next_victim(&self) -> Option<u32> {
         (self.head != NIL).then_some(self.head)
     }
     fn clear(&mut self, out: &mut Vec<Entry>) {

@@ -114,6 +114,11 @@ pub trait Policy: Default + Send + Sized + 'static {
     fn on_setdefault_hit(&mut self, _id: u32) {}
     /// The entry `popitem` would remove now (after expired entries were swept).
     fn victim(&mut self) -> Option<u32>;
+    /// The entry `victim` will return, when that is known without settling anything: the
+    /// store prefetches its lines ahead of the next insert into a full cache.
+    fn next_victim(&self) -> Option<u32> {
+        None
+    }
     /// Puts lazily-ordered state in order (LFU/VTTL); a no-op elsewhere.
     fn settle(&mut self) {}
 

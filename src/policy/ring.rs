@@ -260,6 +260,10 @@ impl Policy for Fifo {
     fn victim(&mut self) -> Option<u32> {
         self.ring.front()
     }
+    #[inline]
+    fn next_victim(&self) -> Option<u32> {
+        self.ring.front()
+    }
     fn duplicate(&self, py: Python<'_>) -> Self {
         Self { ring: self.ring.duplicate(py) }
     }
