@@ -250,7 +250,7 @@ impl<P: Policy> Store<P> {
         }
         let policy = &self.policy;
         self.table.try_reserve(n, |&id| table_hash(policy.slot(id).entry.hash)).map_err(reserve_error)?;
-        self.refresh_bucket_end();
+        self.table_moved();
         self.policy.try_reserve(n).map_err(|_| PyMemoryError::new_err("cannot allocate the requested capacity"))
     }
 
@@ -415,9 +415,17 @@ impl<P: Policy> Store<P> {
         crate::prefetch::prefetch(self.bucket_end.wrapping_sub((home + 1) * std::mem::size_of::<u32>()));
     }
 
-    /// Notes where the bucket array ends, after the table may have moved.
-    fn refresh_bucket_end(&mut self) {
+    /// After the table may have moved or rehashed: notes where its bucket array ends and, for
+    /// a policy that keeps bucket hints, where each id now sits.
+    fn table_moved(&mut self) {
         self.bucket_end = self.current_bucket_end();
+        if P::BUCKET_HINTS {
+            for bucket in 0..self.table.num_buckets() {
+                if let Some(&id) = self.table.get_bucket(bucket) {
+                    self.policy.note_bucket(id, bucket);
+                }
+            }
+        }
     }
 
     /// Where the bucket array ends, found from any occupied bucket's address (0 when empty).
@@ -435,6 +443,11 @@ impl<P: Policy> Store<P> {
     /// The table bucket that holds `id` (whose entry has folded hash `hash`).
     #[inline]
     fn bucket_of(&self, hash: u32, id: u32) -> Option<usize> {
+        if let Some(bucket) = self.policy.bucket_hint(id) {
+            if self.table.get_bucket(bucket) == Some(&id) {
+                return Some(bucket);
+            }
+        }
         let hash = table_hash(hash);
         self.table.iter_hash_buckets(hash).find(|&b| {
             self.prefetch_home_bucket(hash);
@@ -482,7 +495,7 @@ impl<P: Policy> Store<P> {
                     let hash = table_hash(policy.slot(id).entry.hash);
                     self.table.insert_unique(hash, id, |&x| table_hash(policy.slot(x).entry.hash));
                 }
-                self.refresh_bucket_end();
+                self.table_moved();
             }
         }
     }
@@ -651,11 +664,15 @@ impl<P: Policy> Store<P> {
                 table.insert_unique(hash, id, |_| 0);
             }
             self.table = table;
-            self.refresh_bucket_end();
+            self.table_moved();
         } else {
             // Room left, or only tombstones to clear (an in-place rehash).
+            let rehash = len == self.table.capacity();
             let policy = &self.policy;
             self.table.try_reserve(1, |&id| table_hash(policy.slot(id).entry.hash)).map_err(reserve_error)?;
+            if rehash {
+                self.table_moved();
+            }
         }
         if P::EVICTS && self.len() >= self.limits.maxsize {
             // Full by count: at least one entry leaves storage before the new one comes in, so
@@ -790,7 +807,9 @@ impl<P: Policy> Store<P> {
     fn index_new(&mut self, id: u32, hash: u32, size: usize) {
         let policy = &self.policy;
         let at = self.table.insert_unique(table_hash(hash), id, |&x| table_hash(policy.slot(x).entry.hash));
-        self.bucket_end = std::ptr::from_ref(at.get()) as usize + (at.bucket_index() + 1) * std::mem::size_of::<u32>();
+        let bucket = at.bucket_index();
+        self.bucket_end = std::ptr::from_ref(at.get()) as usize + (bucket + 1) * std::mem::size_of::<u32>();
+        self.policy.note_bucket(id, bucket);
         self.memory = self.memory.saturating_add(size);
     }
 
@@ -896,7 +915,7 @@ impl<P: Policy> Store<P> {
         self.apply_fix(fix);
         let policy = &self.policy;
         self.table.shrink_to_fit(|&id| table_hash(policy.slot(id).entry.hash));
-        self.refresh_bucket_end();
+        self.table_moved();
         self.generation += 1;
     }
 
@@ -979,7 +998,7 @@ impl<P: Policy> Store<P> {
             big_sizes: self.big_sizes.clone(),
             bucket_end: 0,
         };
-        copy.refresh_bucket_end();
+        copy.table_moved();
         copy
     }
 
@@ -1018,6 +1037,12 @@ impl<P: Policy> Store<P> {
             let hits = self.table.iter_hash(table_hash(entry.hash)).filter(|&&x| x == id).count();
             if hits != 1 {
                 return Err(format!("id {id} is in the table {hits} times under its hash"));
+            }
+            if P::BUCKET_HINTS {
+                let hint = self.policy.bucket_hint(id);
+                if hint.and_then(|b| self.table.get_bucket(b)) != Some(&id) {
+                    return Err(format!("id {id}: bucket hint {hint:?} is stale"));
+                }
             }
             let hash = crate::convert::hash_key(entry.key.bind(py)).map_err(|e| e.to_string())?;
             if hash != entry.hash {
@@ -1373,6 +1398,67 @@ mod tests {
         put(py, &mut s, 1, NewMeta::default());
         assert!(current(&s), "after clearing");
         assert!(s.check_invariants(py).is_ok());
+    }
+
+    /// LRU's bucket hints stay exact through growth, tombstone rehashes, removals, shrinking
+    /// and copies (`check_invariants` checks every hint).
+    #[test]
+    fn lru_bucket_hints_stay_exact() {
+        Python::attach(|py| {
+            let mut s = store::<Lru>(700);
+            let mut rng = fastrand::Rng::with_seed(11);
+            for step in 0..6000i64 {
+                let k = rng.i64(0..2000);
+                if rng.u8(0..4) == 0 {
+                    del(py, &mut s, k);
+                } else {
+                    put(py, &mut s, k, NewMeta::default());
+                }
+                if step % 500 == 0 {
+                    s.check_invariants(py).unwrap();
+                }
+            }
+            s.check_invariants(py).unwrap();
+            // Tombstones: fill an unbounded store to its table's capacity, remove most entries
+            // (at that load erasing leaves tombstones), then insert until the table rehashes
+            // in place.
+            let mut s = store::<Lru>(0);
+            for k in 0..896 {
+                put(py, &mut s, k, NewMeta::default());
+            }
+            let buckets = s.table.num_buckets();
+            for k in 0..460 {
+                assert!(del(py, &mut s, k * 896 / 460));
+            }
+            // Churn at a constant length below half the table: tombstones pile up until the
+            // table rehashes in place.
+            let mut live: std::collections::VecDeque<i64> =
+                (0..896).filter(|k| !(0..460).any(|d| d * 896 / 460 == *k)).collect();
+            let mut rehashed = false;
+            for k in 10_000..30_000 {
+                let before = s.table.capacity();
+                put(py, &mut s, k, NewMeta::default());
+                live.push_back(k);
+                assert!(del(py, &mut s, live.pop_front().unwrap()));
+                if s.table.capacity() > before + 1 && s.table.num_buckets() == buckets {
+                    rehashed = true;
+                    s.check_invariants(py).unwrap();
+                    break;
+                }
+            }
+            assert!(rehashed, "no in-place rehash happened");
+            let mut trash = Trash::new(py);
+            s.shrink_to_fit(&mut trash);
+            s.check_invariants(py).unwrap();
+            s.duplicate(py).check_invariants(py).unwrap();
+            // A stale hint is only a miss: the probe still finds the entry.
+            let any = s.policy.ids()[0];
+            let stale = (s.policy.bucket_hint(any).unwrap() + 1) % s.table.num_buckets();
+            s.policy.note_bucket(any, stale);
+            let key = s.entry(any).key.bind(py).extract::<i64>().unwrap();
+            assert!(s.check_invariants(py).is_err());
+            assert!(del(py, &mut s, key));
+        });
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! The links live in a side table (`links[id]`) rather than in the slab's slots: moving an
 //! entry then writes its neighbours' links without first reading their slots (a slot is an
 //! `Option`, checked on every access). Measured: a hit at 10,000 entries 3% faster.
+//!
+//! Each entry's links also remember its table bucket, so evicting the least recently used
+//! entry (every insert into a full cache) erases it from the table without a probe.
 
 use std::collections::TryReserveError;
 
@@ -19,6 +22,9 @@ const NIL: u32 = u32::MAX;
 pub struct Links {
     prev: u32,
     next: u32,
+    /// The table bucket holding this id, as last noted: evicting the entry then needs no
+    /// probe (the store checks the hint before trusting it).
+    bucket: u32,
 }
 
 pub struct Lru {
@@ -43,7 +49,7 @@ impl Lru {
 
     #[inline]
     fn unlink(&mut self, id: u32) {
-        let Links { prev, next } = self.links[id as usize];
+        let Links { prev, next, .. } = self.links[id as usize];
         self.bridge(prev, next);
     }
 
@@ -65,7 +71,7 @@ impl Lru {
     #[inline]
     fn link_tail(&mut self, id: u32) {
         let tail = self.tail;
-        let fresh = Links { prev: tail, next: NIL };
+        let fresh = Links { prev: tail, next: NIL, bucket: u32::MAX };
         match self.links.get_mut(id as usize) {
             Some(links) => *links = fresh,
             None => {
@@ -91,8 +97,9 @@ impl Lru {
             return;
         }
         let links = self.links(id);
-        let Links { prev, next } = *links;
-        *links = Links { prev: tail, next: NIL };
+        let Links { prev, next, .. } = *links;
+        links.prev = tail;
+        links.next = NIL;
         // `id` is not the tail, so it has a successor.
         if prev == NIL {
             self.head = next;
@@ -111,6 +118,7 @@ impl Policy for Lru {
     type Cursor = u32;
 
     slab_storage!(side: links);
+    const BUCKET_HINTS: bool = true;
 
     fn push(&mut self, entry: Entry, _meta: NewMeta, _now: f64) -> u32 {
         let id = self.slab.push(entry, ());
@@ -136,6 +144,15 @@ impl Policy for Lru {
     #[inline]
     fn on_hit(&mut self, id: u32) {
         self.move_to_tail(id);
+    }
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)]
+    fn note_bucket(&mut self, id: u32, bucket: usize) {
+        self.links(id).bucket = bucket as u32;
+    }
+    #[inline]
+    fn bucket_hint(&self, id: u32) -> Option<usize> {
+        Some(self.links[id as usize].bucket as usize)
     }
     fn on_replace(&mut self, id: u32, _meta: NewMeta, _now: f64) -> Fix {
         self.move_to_tail(id);

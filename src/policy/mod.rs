@@ -114,6 +114,15 @@ pub trait Policy: Default + Send + Sized + 'static {
     fn on_setdefault_hit(&mut self, _id: u32) {}
     /// The entry `popitem` would remove now (after expired entries were swept).
     fn victim(&mut self) -> Option<u32>;
+    /// Whether `bucket_hint` keeps anything (then the store re-notes every id when the table
+    /// rehashes).
+    const BUCKET_HINTS: bool = false;
+    /// Where the table put `id` (`Store::index_new`), for policies that keep it (`bucket_hint`).
+    fn note_bucket(&mut self, _id: u32, _bucket: usize) {}
+    /// The bucket last noted for `id`, possibly stale (the table may have moved it since).
+    fn bucket_hint(&self, _id: u32) -> Option<usize> {
+        None
+    }
     /// The entry `victim` will return, when that is known without settling anything: the
     /// store prefetches its lines ahead of the next insert into a full cache.
     fn next_victim(&self) -> Option<u32> {
