@@ -410,9 +410,15 @@ impl<P: Policy> Store<P> {
     /// other (the table's layout puts them in different cache lines).
     #[inline(always)]
     fn prefetch_home_bucket(&self, hash: u64) {
+        crate::prefetch::prefetch(self.bucket_end.wrapping_sub((self.home(hash) + 1) * std::mem::size_of::<u32>()));
+    }
+
+    /// The bucket where a probe for `hash` starts (hashbrown's first group begins there).
+    #[inline(always)]
+    fn home(&self, hash: u64) -> usize {
         #[allow(clippy::cast_possible_truncation)]
-        let home = (hash as usize) & self.table.num_buckets().wrapping_sub(1);
-        crate::prefetch::prefetch(self.bucket_end.wrapping_sub((home + 1) * std::mem::size_of::<u32>()));
+        let hash = hash as usize;
+        hash & self.table.num_buckets().wrapping_sub(1)
     }
 
     /// After the table may have moved or rehashed: notes where its bucket array ends and, for
@@ -795,9 +801,8 @@ impl<P: Policy> Store<P> {
             if let Some(victim) = self.policy.next_victim() {
                 let hash = table_hash(self.policy.slot(victim).entry.hash);
                 self.prefetch_home_bucket(hash);
-                #[allow(clippy::cast_possible_truncation)]
-                let home = (hash as usize) & self.table.num_buckets().wrapping_sub(1);
-                crate::prefetch::prefetch(self.bucket_end.wrapping_add(home));
+                // Its control group: the control bytes start where the buckets end.
+                crate::prefetch::prefetch(self.bucket_end.wrapping_add(self.home(hash)));
             }
         }
     }
