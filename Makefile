@@ -10,13 +10,17 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 PIP_FLAGS := -q --disable-pip-version-check
 BUILD_DEPS := "maturin>=1.16,<2"
-TEST_DEPS := "pytest>=8" "hypothesis>=6.100"
+TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-randomly>=3.15"
 # The stubs are checked against the build of every interpreter (names and signatures can differ).
 STUBTEST_DEPS := "mypy>=1.15"
 LINT_DEPS := "ruff==0.17.6"
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
-# The newest installed patch release of each CPython 3.9-3.13 under pyenv.
+# The newest installed patch release of each CPython 3.9-3.13 under pyenv. `make test-python
+# PYTHONS=/path/to/python` tests one interpreter instead.
 PYTHONS := $(strip $(foreach v,3.9 3.10 3.11 3.12 3.13,$(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(v).*/bin/python$(v))))))
+# Extra pytest arguments. Tests run in file order unless asked otherwise: PYTEST_ARGS="-p randomly"
+# shuffles them (pytest-randomly prints the seed that replays an order).
+PYTEST_ARGS ?= -p no:randomly
 
 .PHONY: help
 help: ## List the targets
@@ -66,12 +70,21 @@ test-python: $(VPY) ## Build for every CPython 3.9-3.13 found under pyenv; pytes
 	  rm -rf .build/py$$v; \
 	  $(VENV)/bin/maturin build -q --profile ci -i $$env/bin/python --out .build/py$$v --target-dir target/py$$v; \
 	  $$env/bin/python -m pip install $(PIP_FLAGS) --force-reinstall --no-deps .build/py$$v/*.whl; \
-	  (cd tests && ../$$env/bin/python -m pytest -q -p no:cacheprovider .); \
+	  (cd tests && ../$$env/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .); \
 	  extra=""; \
 	  if [ -f typings/stubtest-allowlist-py$$v.txt ]; then extra="--allowlist ../typings/stubtest-allowlist-py$$v.txt"; fi; \
 	  (cd tests && ../$$env/bin/python -m mypy.stubtest cachebox._core \
 	    --allowlist ../typings/stubtest-allowlist.txt $$extra); \
 	done
+
+.PHONY: test-load
+test-load: ## The suite of one interpreter twice beside two CPU hogs, then once in random order
+	@py="$(firstword $(PYTHONS))"; [ -n "$$py" ] || { echo "no interpreter to test" >&2; exit 1; }; \
+	set -e; hogs=""; trap 'kill $$hogs 2>/dev/null' EXIT; \
+	for i in 1 2; do $(PYTHON) -c 'while True: pass' & hogs="$$hogs $$!"; done; \
+	for run in 1 2; do echo "=== beside two CPU hogs, run $$run"; $(MAKE) --no-print-directory test-python PYTHONS=$$py; done; \
+	kill $$hogs; hogs=""; \
+	echo "=== random order"; $(MAKE) --no-print-directory test-python PYTHONS=$$py PYTEST_ARGS="-p randomly"
 
 .PHONY: test
 test: lint test-rust typecheck test-python fuzz-smoke ## Every check: lints, Rust tests, stubs, pytest on each CPython, fuzz smoke

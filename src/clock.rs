@@ -1,7 +1,14 @@
 //! The TTL clock: monotonic seconds as `f64`, so wall-clock jumps never expire or revive
 //! entries. Pickles carry UNIX timestamps; `to_unix`/`from_unix` convert at the moment of the
-//! call. Tests can shift the clock forward (`advance`), which makes expiry checkable without
-//! sleeping.
+//! call.
+//!
+//! Tests control it with two hooks. `advance` shifts it forward, which makes expiry checkable
+//! without sleeping. `freeze` stops the real clock underneath, so that only `advance` moves
+//! time: a test that compares expiry with a model or an expected instant then gives the same
+//! answer however slowly the machine runs it. A stopped clock still moves by `FROZEN_TICK_NS`
+//! per reading (so by what a test does, never by how fast it runs): a running clock never reads
+//! the same instant twice, and the policies' tie order (two writes in a row get distinct
+//! expiries) shows it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -10,13 +17,50 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 static BASE: OnceLock<Instant> = OnceLock::new();
 /// Seconds added to every reading (`f64` bits); only tests change it.
 static OFFSET: AtomicU64 = AtomicU64::new(0);
+/// How far a frozen clock moves per reading: a microsecond, above the resolution of the UNIX
+/// timestamps pickles carry (`f64` seconds: a quarter of a microsecond in this century), so a
+/// pickle round trip never gives an entry back time it had used.
+const FROZEN_TICK_NS: u64 = 1_000;
+/// While the clock is frozen: its next reading (before `OFFSET`) in nanoseconds. 0 while it
+/// runs (a frozen reading is never 0: the clock starts at one second).
+static FROZEN_NS: AtomicU64 = AtomicU64::new(0);
+/// While the clock is frozen: the UNIX time at its reading 0 (`f64` bits), so that pickled
+/// expiries keep their remaining time as they do with the real clocks running side by side.
+static FROZEN_UNIX_BASE: AtomicU64 = AtomicU64::new(0);
 
 /// Seconds since an arbitrary process-wide origin (plus the test offset).
 #[inline]
 pub fn now() -> f64 {
+    raw_now() + offset()
+}
+
+#[inline]
+fn offset() -> f64 {
+    f64::from_bits(OFFSET.load(Ordering::Relaxed))
+}
+
+/// The reading without the test offset: the real clock, or the frozen one.
+#[inline]
+fn raw_now() -> f64 {
+    if FROZEN_NS.load(Ordering::Relaxed) != 0 {
+        if let Some(ns) = frozen_tick() {
+            return ns as f64 * 1e-9;
+        }
+    }
+    running_now()
+}
+
+#[inline]
+fn running_now() -> f64 {
     let base = BASE.get_or_init(Instant::now);
     // Start at 1.0 so that no live instant is ever 0 or negative.
-    1.0 + base.elapsed().as_secs_f64() + f64::from_bits(OFFSET.load(Ordering::Relaxed))
+    1.0 + base.elapsed().as_secs_f64()
+}
+
+/// The frozen clock's reading, moving it on by a tick; `None` if it runs (again).
+#[cold]
+fn frozen_tick() -> Option<u64> {
+    FROZEN_NS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |ns| (ns != 0).then_some(ns + FROZEN_TICK_NS)).ok()
 }
 
 /// Whether an entry that expires at `at` (a reading of `now`'s clock) has expired, as
@@ -30,8 +74,12 @@ pub fn now() -> f64 {
 /// entries that close to their expiry pay for the precise reading.
 #[inline]
 pub fn expired(at: f64) -> bool {
+    // A frozen clock has no coarse copy.
+    if FROZEN_NS.load(Ordering::Relaxed) != 0 {
+        return at < now();
+    }
     if let Some(coarse) = coarse::now() {
-        let coarse = coarse + f64::from_bits(OFFSET.load(Ordering::Relaxed));
+        let coarse = coarse + offset();
         if at < coarse {
             return true;
         }
@@ -110,8 +158,25 @@ mod coarse {
 
 /// Moves the clock forward by `seconds` for every cache in the process (tests only).
 pub fn advance(seconds: f64) {
-    let cur = f64::from_bits(OFFSET.load(Ordering::Relaxed));
-    OFFSET.store((cur + seconds).to_bits(), Ordering::Relaxed);
+    OFFSET.store((offset() + seconds).to_bits(), Ordering::Relaxed);
+}
+
+/// Stops (`true`) or restarts (`false`) the real clock under every cache in the process
+/// (tests only; not meant to race with readings in other threads). While it is stopped, only
+/// `advance` moves time (and each reading, by a tick). Restarting resumes from the
+/// instant it had reached, so no reading ever goes back, and no time passes while it is
+/// stopped. Freezing a frozen clock, or restarting a running one, changes nothing.
+pub fn freeze(frozen: bool) {
+    let ns = FROZEN_NS.load(Ordering::Relaxed);
+    if frozen && ns == 0 {
+        let at = running_now();
+        FROZEN_UNIX_BASE.store((unix_now() - at).to_bits(), Ordering::Relaxed);
+        FROZEN_NS.store((at * 1e9) as u64, Ordering::Relaxed);
+    } else if !frozen && ns != 0 {
+        let reached = ns as f64 * 1e-9;
+        FROZEN_NS.store(0, Ordering::Relaxed);
+        advance(reached - running_now());
+    }
 }
 
 fn unix_now() -> f64 {
@@ -121,13 +186,26 @@ fn unix_now() -> f64 {
 /// What to add to an instant on this clock to get a UNIX timestamp (and subtract to go back),
 /// read now.
 pub fn unix_offset() -> f64 {
+    if FROZEN_NS.load(Ordering::Relaxed) != 0 {
+        // The frozen UNIX clock moves with the frozen monotonic one, so the two differ by what
+        // they did at the freeze, less the test offset (as with the real clocks).
+        return f64::from_bits(FROZEN_UNIX_BASE.load(Ordering::Relaxed)) - offset();
+    }
     unix_now() - now()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::Mutex;
+
+    /// The clock is process-wide and the tests run in parallel threads: the ones that read
+    /// it closely, or freeze it, take turns.
+    static CLOCK_TESTS: Mutex<()> = Mutex::new(());
+
     #[test]
     fn coarse_readings_decide_only_what_is_certain() {
+        let _turn = CLOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         for _ in 0..1000 {
             let before = super::now();
             // Long past, far ahead: decided (by the coarse clock where there is one).
@@ -138,6 +216,7 @@ mod tests {
             assert!(!super::expired(super::now() + 0.01));
         }
         if let Some(coarse) = super::coarse::now() {
+            let coarse = coarse + super::offset();
             let precise = super::now();
             assert!(coarse <= precise + 1e-6, "coarse {coarse} ahead of {precise}");
             assert!(precise - coarse < super::coarse::MARGIN, "coarse {coarse} lags {precise}");
@@ -146,8 +225,52 @@ mod tests {
 
     #[test]
     fn unix_offset_is_stable() {
+        let _turn = CLOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let (a, b) = (super::unix_offset(), super::unix_offset());
         assert!((a - b).abs() < 1e-3);
         assert!(super::now() + a > 1.7e9);
+    }
+
+    /// Restarts the clock and restores the test offset when a test that froze it ends, even
+    /// by a failed assertion (the other clock tests would fail after it otherwise).
+    struct Thaw(f64);
+
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            super::freeze(false);
+            super::OFFSET.store(self.0.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced_and_resumes_where_it_stopped() {
+        let _turn = CLOCK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let _thaw = Thaw(super::offset());
+        let tick = super::FROZEN_TICK_NS as f64 * 1e-9;
+        super::freeze(true);
+        super::freeze(true); // a second freeze changes nothing
+        let start = super::now();
+        let unix = super::unix_offset();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        // A tick a reading, and nothing for the 30 ms of real time.
+        let (a, b) = (super::now(), super::now());
+        assert!((a - start - tick).abs() < 1e-9 && (b - a - tick).abs() < 1e-9, "{start} {a} {b}");
+        assert!(!super::expired(b + 1e-3) && super::expired(start));
+        assert!(super::expired(super::now()) && !super::expired(super::now() + 1.5 * tick));
+        assert_eq!(super::unix_offset(), unix);
+        let before = super::now();
+        super::advance(5.0);
+        let moved = super::now();
+        assert!((moved - before - 5.0 - tick).abs() < 1e-9, "{before} -> {moved}");
+        // Advancing moves the monotonic clock alone, as when it runs: the UNIX time of an
+        // instant comes 5 s earlier.
+        assert!((super::unix_offset() - (unix - 5.0)).abs() < 1e-9);
+        super::freeze(false);
+        super::freeze(false);
+        let resumed = super::now();
+        assert!(resumed >= moved && resumed - moved < 0.01, "{moved} -> {resumed}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(super::now() - resumed >= 0.02);
+        assert!((super::unix_offset() + super::now() - super::unix_now()).abs() < 0.01);
     }
 }

@@ -75,4 +75,19 @@ mod _core {
     fn _advance_clock(seconds: f64) {
         crate::clock::advance(seconds);
     }
+
+    /// Stops (`True`) or restarts (`False`) the real TTL clock under every cache (for tests):
+    /// while stopped, only `_advance_clock` moves time. Restarting resumes where it stopped.
+    #[pyfunction]
+    #[pyo3(signature = (frozen = true))]
+    fn _freeze_clock(frozen: bool) {
+        crate::clock::freeze(frozen);
+    }
+
+    /// How many callers of `func` wait for another caller's computation of the same key (for
+    /// tests, which wait for this number instead of sleeping).
+    #[pyfunction]
+    fn _followers(py: Python<'_>, func: &Bound<'_, crate::decorators::CachedFunction>) -> PyResult<usize> {
+        func.get().followers(py)
+    }
 }

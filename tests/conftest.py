@@ -1,5 +1,10 @@
 """Shared pytest configuration.
 
+The TTL clock is frozen for the whole run: only ``cachebox._core._advance_clock`` moves it, so
+every expiry a test checks (against a model or an expected instant) comes out the same however
+slowly the machine runs. A test that needs the real clock running asks for the
+``running_clock`` fixture and asserts with margins that hold on a loaded machine.
+
 Hypothesis profiles (chosen with the environment variable ``CACHEBOX_HYPOTHESIS_PROFILE``):
 - ``ci`` (default): sized so that ``tests/test_stateful.py`` runs in about a minute on 2 cores;
   it stops at the first bug found, so that shrinking one failure bounds the time a red run takes;
@@ -9,7 +14,10 @@ Hypothesis profiles (chosen with the environment variable ``CACHEBOX_HYPOTHESIS_
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from cachebox._core import _freeze_clock
 
 # A Rust panic prints a backtrace when RUST_BACKTRACE is set; hypothesis replays a failing
 # example hundreds of times while shrinking, and symbolizing each backtrace is slow.
@@ -22,3 +30,18 @@ settings.register_profile(
 )
 settings.register_profile("slow", max_examples=2000, stateful_step_count=100, **_COMMON)
 settings.load_profile(os.environ.get("CACHEBOX_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _frozen_clock():
+    _freeze_clock(True)
+    yield
+    _freeze_clock(False)
+
+
+@pytest.fixture
+def running_clock():
+    """The real clock, running, for this test only."""
+    _freeze_clock(False)
+    yield
+    _freeze_clock(True)

@@ -168,7 +168,7 @@ def growth_capacity(length):
     return capacity  # pragma: no cover
 
 
-def run_in_thread(func, timeout=10.0):
+def run_in_thread(func, timeout=60.0):
     """Run ``func`` in a daemon thread; fail (instead of hanging) if it deadlocks.
 
     Returns the exception raised by ``func`` (or ``None``).
@@ -1292,9 +1292,9 @@ class ReentrancyMixin(CacheHarness):
         cache[Slow()] = 1
         worker = threading.Thread(target=lambda: cache.get(Slow()), daemon=True)
         worker.start()
-        assert entered.wait(5)
+        assert entered.wait(60)
         assert run_in_thread(lambda: cache.get(0)) is None
-        worker.join(5)
+        worker.join(60)
         assert not worker.is_alive()
 
     def test_opposite_comparisons_do_not_deadlock(self):
@@ -1317,7 +1317,7 @@ class ReentrancyMixin(CacheHarness):
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(10)
+            thread.join(60)
         assert not any(thread.is_alive() for thread in threads)
         assert results == [True, True]
 

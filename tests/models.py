@@ -653,6 +653,10 @@ MODELS = {
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
+#: Seconds a child interpreter may run before it counts as hung. Generous: it only catches a
+#: hang or a deadlock, and a loaded machine runs a child many times slower than a quiet one.
+HANG_TIMEOUT = 120
+
 
 def make_cache(name, maxsize=0, cls=None, **kwargs):
     """An instance of cachebox class ``name``, or of ``cls`` (a subclass of it). ``TTLCache``
@@ -665,7 +669,7 @@ def make_cache(name, maxsize=0, cls=None, **kwargs):
     return cls(maxsize, **kwargs)
 
 
-def run_child(module, function, *args, timeout=30):
+def run_child(module, function, *args, timeout=HANG_TIMEOUT):
     """Runs ``module.function(*args)`` (a module of this directory) in a fresh interpreter,
     so that a hang or a crash fails one test instead of stalling or killing the run.
     Returns ``(returncode, stdout, stderr)``; a timeout gives return code ``"timeout"``."""
@@ -692,7 +696,7 @@ def run_child(module, function, *args, timeout=30):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def assert_child_ok(module, function, *args, timeout=30):
+def assert_child_ok(module, function, *args, timeout=HANG_TIMEOUT):
     """:func:`run_child`, asserting a clean exit (status 0, ``OK`` printed last, nothing on
     stderr). Returns the lines the function printed before ``OK``."""
     rc, out, err = run_child(module, function, *args, timeout=timeout)

@@ -28,17 +28,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 try:
-    from .models import CLASS_NAMES, assert_child_ok
+    from .models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok
 except ImportError:
-    from models import CLASS_NAMES, assert_child_ok
-
-# Seconds a child gets before it counts as hung.
-TIMEOUT = 60
+    from models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok
 
 
 def run_battery(function, *args):
     """Runs ``bad_input_checks.function(*args)`` in a child; fails listing every problem."""
-    lines = assert_child_ok("bad_input_checks", function, *args, timeout=TIMEOUT)
+    lines = assert_child_ok("bad_input_checks", function, *args)
     problems = [line[len("PROBLEM: ") :] for line in lines if line.startswith("PROBLEM: ")]
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems)
     return lines
@@ -190,4 +187,4 @@ def run_nasty_sequences(name, examples):
 
 @pytest.mark.parametrize("name", CLASS_NAMES)
 def test_nasty_operation_sequences(name):
-    assert_child_ok("test_bad_input", "run_nasty_sequences", name, 150, timeout=TIMEOUT * 2)
+    assert_child_ok("test_bad_input", "run_nasty_sequences", name, 150, timeout=HANG_TIMEOUT * 2)

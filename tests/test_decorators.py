@@ -44,7 +44,8 @@ from cachebox import (
 # subprocess helper (shared with test_decorators_async.py)
 # --------------------------------------------------------------------------------------
 
-SUBPROCESS_TIMEOUT = 60
+# Generous: it only catches a hang, and a loaded machine runs a child many times slower.
+SUBPROCESS_TIMEOUT = 120
 _DONE = "__cachebox_subprocess_done__"
 
 
@@ -83,32 +84,24 @@ def test_run_isolated_reports_failures():
     run_isolated("assert 1 + 1 == 2")
 
 
-# Code shared by the concurrency tests: a key maker that counts arrivals (it runs before the
-# per-key lock is taken), and a way for the first computation to wait for everyone.
+# Code shared by the concurrency tests: a key maker of the user's own (so calls take the general
+# path), and a way for a leader to wait until the other callers follow its computation. A
+# follower shares the leader's outcome whenever the leader finishes, so the tests wait for
+# that state itself (``_followers``), never for a time that a slow machine may overrun.
 ARRIVALS = """
 import threading, time, sys
 import cachebox
 from cachebox import EVENT_HIT, EVENT_MISS
+from cachebox._core import _followers
 
-_arrive_lock = threading.Lock()
-arrived = 0
-
-def counting_key_maker(args, kwds):
-    global arrived
-    with _arrive_lock:
-        arrived += 1
+def own_key_maker(args, kwds):
     return cachebox.make_key(args, kwds)
 
-def wait_for_arrivals(n, settle=0.1):
-    deadline = time.monotonic() + 20
-    while arrived < n:
-        assert time.monotonic() < deadline, "only %d of %d callers arrived" % (arrived, n)
+def wait_for_followers(func, n):
+    deadline = time.monotonic() + 60
+    while _followers(func) < n:
+        assert time.monotonic() < deadline, "only %d of %d followers came" % (_followers(func), n)
         time.sleep(0.001)
-    time.sleep(settle)  # the callers go from the key maker straight to the per-key lock
-
-def reset_arrivals():
-    global arrived
-    arrived = 0
 """
 
 
@@ -1983,15 +1976,14 @@ def test_thread_stampede_shares_one_exception():
         calls = 0
         batch_size = 5
 
-        @cachebox.cached(None, key_maker=counting_key_maker)
+        @cachebox.cached(None, key_maker=own_key_maker)
         def func(x):
             global calls
             calls += 1
-            wait_for_arrivals(batch_size)
+            wait_for_followers(func, batch_size - 1)
             raise RuntimeError("failed call %d" % calls)
 
         def batch():
-            reset_arrivals()
             with ThreadPoolExecutor(max_workers=5) as pool:
                 futures = [pool.submit(func, 1) for _ in range(5)]
                 return [f.exception(timeout=30) for f in futures]
@@ -2012,7 +2004,6 @@ def test_thread_stampede_shares_one_exception():
         assert len(func.cache) == 0
 
         # a fresh, uncontended call runs func again (the stored exception is gone)
-        reset_arrivals()
         batch_size = 1
         try:
             func(1)
@@ -2032,12 +2023,12 @@ def test_thread_stampede_slow_success_runs_once():
         calls = 0
         events = []
 
-        @cachebox.cached(cachebox.LRUCache(0), key_maker=counting_key_maker,
+        @cachebox.cached(cachebox.LRUCache(0), key_maker=own_key_maker,
                          callback=lambda *e: events.append(e[0]))
         def func(x):
             global calls
             calls += 1
-            wait_for_arrivals(8)
+            wait_for_followers(func, 7)
             return [x, "computed"]
 
         results = [None] * 8
@@ -2108,12 +2099,12 @@ def test_thread_stampede_base_exception_is_not_shared():
 
         calls = 0
 
-        @cachebox.cached(None, key_maker=counting_key_maker)
+        @cachebox.cached(None, key_maker=own_key_maker)
         def func(x):
             global calls
             calls += 1
             if calls == 1:
-                wait_for_arrivals(3)
+                wait_for_followers(func, 2)
                 raise Stop("first")
             return "value"
 
@@ -2149,12 +2140,12 @@ def test_thread_stampede_exception_not_shared_with_later_callers():
         import threading
         calls = 0
 
-        @cachebox.cached(None, key_maker=counting_key_maker)
+        @cachebox.cached(None, key_maker=own_key_maker)
         def func(x):
             global calls
             calls += 1
             if calls == 1:
-                wait_for_arrivals(2)
+                wait_for_followers(func, 1)
                 raise ValueError("shared")
             return "ok"
 
@@ -2193,15 +2184,15 @@ def test_different_keys_do_not_block_each_other():
         def func(key):
             if key == "a":
                 a_running.set()
-                seen["a saw b"] = b_running.wait(20)
+                seen["a saw b"] = b_running.wait(60)
             else:
-                assert a_running.wait(20)
+                assert a_running.wait(60)
                 b_running.set()
             return key
 
         ta = threading.Thread(target=func, args=("a",))
         ta.start()
-        assert a_running.wait(20)
+        assert a_running.wait(60)
         assert func("b") == "b"       # while "a" is still being computed
         ta.join(30)
         assert not ta.is_alive()
@@ -2216,19 +2207,21 @@ def test_waiting_thread_does_not_hold_the_interpreter():
         """
         import threading
         release = threading.Event()
+        running = threading.Event()
         progress = []
 
-        @cachebox.cached(None, key_maker=counting_key_maker)
+        @cachebox.cached(None, key_maker=own_key_maker)
         def func(x):
-            assert release.wait(20)
+            running.set()
+            assert release.wait(60)
             return x
 
         owner = threading.Thread(target=func, args=(1,))
         waiter = threading.Thread(target=func, args=(1,))
         owner.start()
-        wait_for_arrivals(1, settle=0.05)
+        assert running.wait(60)
         waiter.start()
-        wait_for_arrivals(2, settle=0.05)
+        wait_for_followers(func, 1)
         # the main thread keeps running Python while `waiter` is blocked on the key lock
         for i in range(1000):
             progress.append(i)
@@ -2300,18 +2293,20 @@ def test_cache_clear_while_a_key_is_in_flight():
         """
         import threading
         release = threading.Event()
+        running = threading.Event()
         calls = []
 
-        @cachebox.cached(cachebox.LRUCache(0), key_maker=counting_key_maker)
+        @cachebox.cached(cachebox.LRUCache(0), key_maker=own_key_maker)
         def func(x):
             calls.append(x)
             if len(calls) == 1:
-                assert release.wait(20)
+                running.set()
+                assert release.wait(60)
             return x
 
         t = threading.Thread(target=func, args=(1,))
         t.start()
-        wait_for_arrivals(1, settle=0.05)
+        assert running.wait(60)
         func.cache_clear()            # must not deadlock nor break the call in flight
         release.set()
         t.join(30)

@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - e.g. --import-mode=importlib
     run_isolated = _module.run_isolated
 
 
-def arun(coro, timeout=10):
+def arun(coro, timeout=60):
     """Runs one coroutine in a new event loop; an asyncio-level hang fails after ``timeout``."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
@@ -64,7 +64,7 @@ def reset_arrivals():
     global arrived
     arrived = 0
 
-def run(coro, timeout=30):
+def run(coro, timeout=60):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 """
 
@@ -822,7 +822,7 @@ def test_async_cancelled_owner_without_waiters_releases_the_key():
                 pass
             else:
                 raise AssertionError("not cancelled")
-            return await asyncio.wait_for(func(1), 10)
+            return await asyncio.wait_for(func(1), 60)
 
         assert run(main()) == 2
         assert func.cache_info()[:2] == (0, 1)
@@ -847,7 +847,7 @@ def test_async_cancelled_waiter_does_not_disturb_the_others():
             tasks = [asyncio.ensure_future(func(1)) for _ in range(3)]
             await wait_for_arrivals(3)
             tasks[1].cancel()
-            return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 20)
+            return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
 
         results = run(main())
         assert results[0] == "value" and results[2] == "value", results
@@ -897,10 +897,10 @@ def test_async_different_keys_run_concurrently():
             a_running, b_running = events
             if key == "a":
                 a_running.set()
-                await asyncio.wait_for(b_running.wait(), 10)
+                await asyncio.wait_for(b_running.wait(), 60)
                 seen["a saw b"] = True
             else:
-                await asyncio.wait_for(a_running.wait(), 10)
+                await asyncio.wait_for(a_running.wait(), 60)
                 b_running.set()
             return key
 
@@ -1002,8 +1002,8 @@ def test_async_works_across_event_loops():
         assert asyncio.run(batch(1)) == [1] * 4     # a contended key lock in loop 1
         assert calls == [1]
         func.cache.clear()                          # keeps whatever per-key state exists
-        assert asyncio.run(asyncio.wait_for(batch(1), 20)) == [1] * 4   # same key, loop 2
-        assert asyncio.run(asyncio.wait_for(batch(2), 20)) == [2] * 4   # new key, loop 3
+        assert asyncio.run(asyncio.wait_for(batch(1), 60)) == [1] * 4   # same key, loop 2
+        assert asyncio.run(asyncio.wait_for(batch(2), 60)) == [2] * 4   # new key, loop 3
         assert calls == [1, 1, 2]
         assert asyncio.run(func(2)) == 2
         assert func.cache_info()[:2] == (3 + 3 + 3 + 1, 3)

@@ -17,9 +17,9 @@ import pytest
 import cachebox
 
 try:
-    from .models import CLASS_NAMES, assert_child_ok, entry_size, make_cache
+    from .models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok, entry_size, make_cache
 except ImportError:
-    from models import CLASS_NAMES, assert_child_ok, entry_size, make_cache
+    from models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok, entry_size, make_cache
 
 
 class Sentinel:
@@ -334,7 +334,7 @@ def child_churn(name):
 
 @pytest.mark.parametrize("name", ["LRUCache", "VTTLCache"])
 def test_churn_keeps_rss_flat(name):
-    (line,) = assert_child_ok("test_gc", "child_churn", name, timeout=120)
+    (line,) = assert_child_ok("test_gc", "child_churn", name, timeout=HANG_TIMEOUT * 2)
     report = json.loads(line)
     assert report["consistent"], report
     assert report["growth"] <= RSS_SLACK, f"RSS grew by {report['growth'] / 2**20:.1f} MiB"

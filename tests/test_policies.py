@@ -1,7 +1,9 @@
 """Per-policy order and expiry behaviour (SPEC sections 2.6, 3, 4, 5 and 10).
 
-Expiry never sleeps: ``cachebox._core._advance_clock(seconds)`` moves the clock of every
-cache in the process forward.
+Expiry never sleeps: the test run freezes the clock (``conftest.py``), and
+``cachebox._core._advance_clock(seconds)`` moves the clock of every cache in the process
+forward. The tests at the end run with the real clock, and assert only what holds however
+slowly the machine goes.
 """
 
 import copy
@@ -9,6 +11,7 @@ import datetime
 import math
 import pickle
 import random
+import time
 
 import pytest
 
@@ -27,7 +30,7 @@ from cachebox import (
     TTLCache,
     VTTLCache,
 )
-from cachebox._core import _advance_clock as advance
+from cachebox._core import _advance_clock as advance, _freeze_clock
 
 CLONERS = {
     "pickle": lambda c: pickle.loads(pickle.dumps(c)),
@@ -1014,3 +1017,59 @@ class TestVTTLCachePolicy:
 def test_every_class_reports_module_cachebox():
     for cls in (Cache, FIFOCache, RRCache, LRUCache, LFUCache, TTLCache, VTTLCache):
         assert cls.__module__ == "cachebox" and getattr(cachebox, cls.__name__) is cls
+
+
+# ---------------------------------------------------------------------------------------------
+# The real clock: what holds however slowly the machine runs
+# ---------------------------------------------------------------------------------------------
+
+
+def sleep_past(instant):
+    """Sleeps until ``time.monotonic()`` (the cache clock's source) is past ``instant``."""
+    while time.monotonic() <= instant:
+        time.sleep(max(instant - time.monotonic(), 0.001))
+
+
+@pytest.mark.parametrize("cls", [TTLCache, VTTLCache])
+def test_entries_expire_in_real_time(cls, running_clock):
+    if cls is TTLCache:
+        cache = TTLCache(0, 0.05)
+        cache[1] = 1
+    else:
+        cache = VTTLCache(0)
+        cache.insert("long", 2, 3600)
+        cache.insert(1, 1, 0.05)
+    written = time.monotonic()
+    # The coarse clock lags by a tick at most; past the margin the precise clock decides.
+    sleep_past(written + 0.05 + 0.01)
+    assert 1 not in cache and cache.get(1) is None
+    if cls is VTTLCache:
+        assert cache.get("long") == 2 and len(cache) == 1
+
+
+@pytest.mark.parametrize("cls", [TTLCache, VTTLCache])
+def test_remaining_time_shrinks_in_real_time(cls, running_clock):
+    cache = TTLCache(0, 3600) if cls is TTLCache else VTTLCache(0)
+    cache.insert(1, 1, *([3600] if cls is VTTLCache else []))
+    first = cache.get_with_expire(1)[1]
+    slept_from = time.monotonic()
+    sleep_past(slept_from + 0.05)
+    second = cache.get_with_expire(1)[1]
+    assert 0 < second <= first - 0.05 < 3600
+
+
+def test_a_frozen_clock_ignores_real_time_and_resumes_where_it_stopped(running_clock):
+    cache = VTTLCache(0)
+    _freeze_clock(True)
+    try:
+        cache.insert(1, 1, 0.02)
+        left = cache.get_with_expire(1)[1]
+        time.sleep(0.05)
+        assert cache.get_with_expire(1) == (1, pytest.approx(left, abs=1e-4))
+        advance(0.03)
+        assert 1 not in cache
+        cache.insert(2, 2, 3600)
+    finally:
+        _freeze_clock(False)
+    # Running again, from where it stopped (no jump for the time it was stopped).
+    assert 3000 < cache.get_with_expire(2)[1] <= 3600

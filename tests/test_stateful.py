@@ -3,9 +3,11 @@ its model from ``tests/models.py`` with the same operations, and compares every 
 every raised exception, and the observable state (``len``, ``memory()``, ``is_full()``, order)
 after every step.
 
-TTL/VTTL: the cache clock is moved with ``cachebox._core._advance_clock`` (process-wide,
-forward only) in steps of whole thousands of seconds, while every TTL is a thousand and a half
-or more. Expiry decisions therefore never depend on the few real seconds an example takes.
+TTL/VTTL: the test run freezes the cache clock (``conftest.py``), and the machine moves it with
+``cachebox._core._advance_clock`` (process-wide, forward only) in steps of whole thousands of
+seconds, while every TTL is a thousand and a half or more. A frozen clock still moves by a
+microsecond per reading, so expiry decisions never depend on those, nor on how fast the
+machine runs an example.
 """
 
 import copy
@@ -33,8 +35,9 @@ ITEM_TTLS = st.sampled_from([None, 1500.0, 2500.0, 4500.0, 10500.0])
 ADVANCES = st.sampled_from([1000.0, 2000.0, 5000.0])
 INDEXES = st.integers(-7, 7)
 DEFAULT = "default"
-# Real seconds that may pass during one example (remaining-TTL reports may be this much lower).
-DRIFT = 5.0
+# Seconds the frozen clock may move during one example, a microsecond per reading (so
+# remaining-TTL reports may be this much lower than the model's).
+DRIFT = 0.01
 
 
 def matches(real, model):

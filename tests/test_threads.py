@@ -15,9 +15,9 @@ import time
 import pytest
 
 try:
-    from .models import CLASS_NAMES, assert_child_ok, entry_size, make_cache
+    from .models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok, entry_size, make_cache
 except ImportError:
-    from models import CLASS_NAMES, assert_child_ok, entry_size, make_cache
+    from models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok, entry_size, make_cache
 
 THREADS = 4
 OPS_PER_THREAD = 4000
@@ -260,7 +260,9 @@ def child_mixed_threads(name, maxsize, maxmemory):
 @pytest.mark.parametrize("maxsize,maxmemory", [(16, 0), (12, 700)], ids=["maxsize", "maxmemory"])
 @pytest.mark.parametrize("name", CLASS_NAMES)
 def test_mixed_methods_from_four_threads(name, maxsize, maxmemory):
-    (line,) = assert_child_ok("test_threads", "child_mixed_threads", name, maxsize, maxmemory, timeout=90)
+    (line,) = assert_child_ok(
+        "test_threads", "child_mixed_threads", name, maxsize, maxmemory, timeout=HANG_TIMEOUT * 2
+    )
     r = json.loads(line)
     assert r["errors"] == [], r["errors"]
     assert r["len"] <= r["maxsize"] == maxsize

@@ -8,6 +8,7 @@
 //! call abandoned, and the followers retry: one of them becomes the next leader.
 //! An entry leaves the map as soon as its call finishes, so idle keys cost nothing.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub struct Pending {
     finished: Condvar,
     /// Futures of async followers to wake when the call finishes.
     wakers: Mutex<Vec<Py<PyAny>>>,
+    /// How many callers joined as followers (they share its outcome, whatever their timing).
+    followers: AtomicUsize,
 }
 
 #[derive(PartialEq, Eq)]
@@ -81,6 +84,7 @@ impl PendingMap {
                     "recursive call of a cached function with the same arguments (it would wait for itself)",
                 ));
             }
+            pending.followers.fetch_add(1, Ordering::Relaxed);
             return Ok(Role::Follow(pending));
         }
         let pending = Arc::new(Pending {
@@ -90,6 +94,7 @@ impl PendingMap {
             outcome: Mutex::new(Outcome::Running),
             finished: Condvar::new(),
             wakers: Mutex::new(Vec::new()),
+            followers: AtomicUsize::new(0),
         });
         calls.insert_unique(table_hash(hash), pending.clone(), |p| table_hash(p.hash));
         Ok(Role::Lead(pending))
@@ -111,6 +116,12 @@ impl PendingMap {
             wake(py, future.bind(py))?;
         }
         Ok(())
+    }
+
+    /// How many callers follow the calls in flight: each of them gets its leader's outcome.
+    /// (Tests wait on it, instead of on time, before a leader finishes.)
+    pub fn followers(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.calls.lock(py)?.iter().map(|p| p.followers.load(Ordering::Relaxed)).sum())
     }
 
     /// Forgets every call in flight (`cache_clear`); their leaders still finish normally.

@@ -276,6 +276,11 @@ impl CachedFunction {
         self.memo.as_ref().expect("a CachedFunction is built with its Memo")
     }
 
+    /// How many callers wait for this function's calls in flight.
+    pub fn followers(&self, py: Python<'_>) -> PyResult<usize> {
+        self.memo().pending.followers(py)
+    }
+
     /// `__call__` for the direct `tp_call` (`fastslots`); `None` for an async function, whose
     /// call builds an awaitable and goes through pyo3's `__call__`.
     #[inline]

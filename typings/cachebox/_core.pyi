@@ -43,6 +43,8 @@ __all__ = [
     "VTTLCache",
     "__version__",
     "_advance_clock",
+    "_followers",
+    "_freeze_clock",
     "cached",
     "cachedmethod",
     "is_cached",
@@ -438,6 +440,12 @@ def is_cached(func: object) -> bool:
 
 def _advance_clock(seconds: float) -> None:
     """Test hook: moves the TTL clock of every cache forward by `seconds`."""
+
+def _freeze_clock(frozen: bool = True) -> None:
+    """Test hook: stops (or restarts) the real TTL clock, so only `_advance_clock` moves time."""
+
+def _followers(func: CachedFunction[..., Any, Any]) -> int:
+    """Test hook: how many callers of `func` wait for another caller's computation."""
 
 _R = TypeVar("_R")
 _R_co = TypeVar("_R_co", covariant=True)
