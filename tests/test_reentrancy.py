@@ -409,3 +409,51 @@ def test_cache_equality_with_reentrant_eq_never_hangs(name):
     report = json.loads(line)
     assert report["values"] in (True, "RuntimeError"), report
     assert report["keys"] in (True, "RuntimeError"), report
+
+
+# ---------------------------------------------------------------------------------------------
+# A decorated function's calls in flight: a key's __eq__ ends one of them
+# ---------------------------------------------------------------------------------------------
+
+
+def child_eq_abandons_an_async_leader():
+    """A key's ``__eq__``, run while the decorated function's calls in flight are locked,
+    drops the last reference to an async leader, which abandons its call from inside that
+    lock. The call must still leave: a later caller of its key computes the value instead of
+    following the finished call forever."""
+    import asyncio
+
+    import cachebox
+
+    @cachebox.cached(None, key_maker=lambda args, kwds: args[0])
+    async def func(x):
+        await asyncio.sleep(0)
+        return x
+
+    holder = []
+
+    class DropsTheLeader:
+        def __hash__(self):
+            return hash(1)  # meets the call in flight for 1
+
+        def __eq__(self, other):
+            holder.clear()
+            return False
+
+    async def main():
+        leader = func(1)
+        leader.send(None)  # leads the call for 1, suspended in the sleep
+        holder.append(leader)
+        del leader
+        key = DropsTheLeader()
+        assert await func(key) is key
+        assert cachebox._core._followers(func) == 0
+        # Another task, so that a call left behind would be followed, not refused as recursion.
+        return await asyncio.ensure_future(func(1))
+
+    assert asyncio.run(main()) == 1
+    assert func.cache_info()[:2] == (0, 2)
+
+
+def test_a_call_abandoned_under_the_pending_lock_leaves_the_map():
+    assert_child_ok("test_reentrancy", "child_eq_abandons_an_async_leader")

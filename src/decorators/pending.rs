@@ -55,6 +55,34 @@ pub enum Role {
 #[derive(Default)]
 pub struct PendingMap {
     calls: Guarded<HashTable<Arc<Pending>>>,
+    /// Calls that finished while their thread held `calls` itself: a key's `__eq__` under
+    /// `join` dropped an async leader, whose `finish` cannot take the lock again. Whoever
+    /// holds `calls` removes them before unlocking (`Orphans::remove_from`), so no finished
+    /// call stays in the map, where later callers would follow it forever.
+    orphans: Orphans,
+}
+
+#[derive(Default)]
+struct Orphans(Mutex<Vec<Arc<Pending>>>);
+
+impl Orphans {
+    fn push(&self, pending: Arc<Pending>) {
+        self.0.lock().push(pending);
+    }
+
+    fn remove_from(&self, calls: &mut HashTable<Arc<Pending>>) {
+        // Never held while running Python: only this function and `push` take it.
+        let orphans = std::mem::take(&mut *self.0.lock());
+        for pending in &orphans {
+            remove(calls, pending);
+        }
+    }
+}
+
+fn remove(calls: &mut HashTable<Arc<Pending>>, pending: &Arc<Pending>) {
+    if let Ok(entry) = calls.find_entry(table_hash(pending.hash), |p| Arc::ptr_eq(p, pending)) {
+        entry.remove();
+    }
 }
 
 impl PendingMap {
@@ -75,10 +103,12 @@ impl PendingMap {
                         }))
             })
             .cloned();
+        // The comparisons ran Python, which may have finished calls (see `orphans`).
+        self.orphans.remove_from(&mut calls);
         if let Some(e) = error {
             return Err(e);
         }
-        if let Some(pending) = found {
+        if let Some(pending) = found.filter(|p| p.running()) {
             if pending.leader == leader {
                 return Err(PyRuntimeError::new_err(
                     "recursive call of a cached function with the same arguments (it would wait for itself)",
@@ -104,10 +134,14 @@ impl PendingMap {
     pub fn finish(&self, py: Python<'_>, pending: &Arc<Pending>, outcome: Outcome) -> PyResult<()> {
         // Leaving the map first means a caller arriving from now on starts afresh (and finds
         // the value in the cache, or computes it again after an error).
-        if let Ok(mut calls) = self.calls.lock(py) {
-            if let Ok(entry) = calls.find_entry(table_hash(pending.hash), |p| Arc::ptr_eq(p, pending)) {
-                entry.remove();
+        match self.calls.lock(py) {
+            Ok(mut calls) => {
+                remove(&mut calls, pending);
+                self.orphans.remove_from(&mut calls);
             }
+            // Only this thread can hold it (another one would be waited for): the holder
+            // removes the call before it unlocks.
+            Err(_) => self.orphans.push(pending.clone()),
         }
         *pending.outcome.lock() = outcome;
         pending.finished.notify_all();
@@ -121,7 +155,7 @@ impl PendingMap {
     /// How many callers follow the calls in flight: each of them gets its leader's outcome.
     /// (Tests wait on it, instead of on time, before a leader finishes.)
     pub fn followers(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(self.calls.lock(py)?.iter().map(|p| p.followers.load(Ordering::Relaxed)).sum())
+        Ok(self.calls.lock(py)?.iter().filter(|p| p.running()).map(|p| p.followers.load(Ordering::Relaxed)).sum())
     }
 
     /// Forgets every call in flight (`cache_clear`); their leaders still finish normally.
@@ -133,6 +167,10 @@ impl PendingMap {
 }
 
 impl Pending {
+    fn running(&self) -> bool {
+        matches!(*self.outcome.lock(), Outcome::Running)
+    }
+
     /// Blocks (detached from the interpreter) until the leader finishes; checks for signals
     /// (Ctrl-C) regularly.
     pub fn wait(&self, py: Python<'_>) -> PyResult<()> {
