@@ -6,7 +6,7 @@ use cachebox_macros::{cache_pyclass, native_cache_enum};
 
 use crate::base::BaseCacheImpl;
 use crate::core::{CacheCore, CoreIter, MemoCache};
-use crate::fastslots::{self, FastMapping};
+use crate::mapping_slots::{self, FastMapping};
 use crate::policy::{Fifo, Lfu, Lru, Ttl, Unordered, Vttl};
 use crate::store::ItemsLookup;
 
@@ -55,7 +55,7 @@ native_cache_enum! {
     NativeCache as MemoCache, items: ItemsLookup: [Cache, FIFOCache, RRCache, LRUCache, LFUCache, TTLCache, VTTLCache]
 }
 
-/// Serves the mapping slots of every class directly (`fastslots`).
+/// Serves the mapping slots of every class directly (`mapping_slots`).
 macro_rules! fast_mapping {
     ($($name:ident: $policy:ty),* $(,)?) => {
         $(impl FastMapping for $name {
@@ -72,7 +72,7 @@ macro_rules! fast_mapping {
 
         /// Installs the direct mapping slots on every class (module init).
         pub fn install_fast_slots(py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
-            $(fastslots::install::<$name>(py)?;)*
+            $(mapping_slots::install::<$name>(py)?;)*
             Ok(())
         }
     };

@@ -199,7 +199,7 @@ impl<P: Policy> CacheCore<P> {
                 Ok(outcome) => return Ok(outcome),
                 Err(stored) => {
                     // Released through `Bound` (a direct decref), like everything these paths
-                    // drop: `fastslots` runs them without pyo3's attach count.
+                    // drop: `mapping_slots` runs them without pyo3's attach count.
                     let stored = stored.into_bound(py);
                     charge.stored_key = Some((stored.as_ptr() as usize, sizeof(&stored)?));
                 }
@@ -226,7 +226,7 @@ impl<P: Policy> CacheCore<P> {
         let inserted = self.charged(
             py,
             charge,
-            |store, charge, trash| store.insert(py, &probe, value.clone().unbind(), charge, meta, trash),
+            |store, charge, trash| store.insert(py, &probe, value, charge, meta, trash),
             |inserted| match inserted {
                 Inserted::NeedsKeySize(stored) => Err(stored),
                 other => Ok(other),
@@ -262,7 +262,7 @@ impl<P: Policy> CacheCore<P> {
         let outcome = self.charged(
             py,
             charge,
-            |store, charge, trash| store.setdefault(py, &probe, default.clone().unbind(), charge, meta, trash),
+            |store, charge, trash| store.setdefault(py, &probe, default, charge, meta, trash),
             |outcome| match outcome {
                 SetDefault::Inserted(Inserted::NeedsKeySize(stored)) => Err(stored),
                 other => Ok(other),
@@ -613,7 +613,7 @@ impl<P: Policy> CacheCore<P> {
             }
             let probe = Probe { key: &key, hash: hash_key(&key)?, owner: &Owner::default() };
             let charge = Self::charge(&key, &value)?;
-            let inserted = store.insert(py, &probe, value.unbind(), charge, meta, &mut trash).map_err(|e| {
+            let inserted = store.insert(py, &probe, &value, charge, meta, &mut trash).map_err(|e| {
                 if e.is_instance_of::<PyOverflowError>(py) {
                     PyValueError::new_err("cache state does not fit the cache's limits")
                 } else {
@@ -825,7 +825,7 @@ impl<P: Policy> MemoCache for CacheCore<P> {
         let inserted = self.charged(
             py,
             charge,
-            |store, charge, trash| store.insert(py, &probe, value.clone().unbind(), charge, NewMeta::default(), trash),
+            |store, charge, trash| store.insert(py, &probe, value, charge, NewMeta::default(), trash),
             |inserted| match inserted {
                 Inserted::NeedsKeySize(stored) => Err(stored),
                 other => Ok(other),

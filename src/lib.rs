@@ -11,8 +11,9 @@ mod clock;
 mod convert;
 mod core;
 mod decorators;
+mod direct_slot;
 mod entry;
-mod fastslots;
+mod mapping_slots;
 mod policy;
 mod prefetch;
 mod store;
@@ -65,8 +66,7 @@ mod _core {
             class.setattr("__name__", name)?;
         }
         crate::classes::install_fast_slots(m.py())?;
-        crate::fastslots::install_call(m.py())?;
-        crate::fastslots::install_vectorcall(m.py())?;
+        crate::decorators::install_call_slots(m.py())?;
         crate::decorators::register(m)
     }
 

@@ -694,7 +694,7 @@ impl<P: Policy> Store<P> {
         &mut self,
         py: Python<'_>,
         probe: &Probe<'_, '_>,
-        value: Py<PyAny>,
+        value: &Bound<'_, PyAny>,
         charge: Charge,
         meta: NewMeta,
         trash: &mut Trash,
@@ -717,7 +717,7 @@ impl<P: Policy> Store<P> {
         if size > self.limits.maxmemory {
             return Err(overflow_error());
         }
-        self.insert_new(probe.key.clone().unbind(), probe.hash, value, size, meta, now, trash)?;
+        self.insert_new(probe.key, probe.hash, value, size, meta, now, trash)?;
         Ok(Inserted::New)
     }
 
@@ -725,7 +725,7 @@ impl<P: Policy> Store<P> {
     fn replace(
         &mut self,
         id: u32,
-        value: Py<PyAny>,
+        value: &Bound<'_, PyAny>,
         size: usize,
         meta: NewMeta,
         now: f64,
@@ -742,7 +742,7 @@ impl<P: Policy> Store<P> {
         let encoded = self.encode_size(key_addr, size);
         let slot = self.policy.slot_mut(id);
         slot.entry.size = encoded;
-        let old = std::mem::replace(&mut slot.entry.value, value);
+        let old = std::mem::replace(&mut slot.entry.value, value.clone().unbind());
         self.memory = memory;
         let fix = self.policy.on_replace(id, meta, now);
         self.apply_fix(fix);
@@ -759,9 +759,9 @@ impl<P: Policy> Store<P> {
     #[allow(clippy::too_many_arguments)]
     fn insert_new(
         &mut self,
-        key: Py<PyAny>,
+        key: &Bound<'_, PyAny>,
         hash: u32,
-        value: Py<PyAny>,
+        value: &Bound<'_, PyAny>,
         size: usize,
         meta: NewMeta,
         now: f64,
@@ -786,7 +786,8 @@ impl<P: Policy> Store<P> {
         }
         let key_addr = key.as_ptr() as usize;
         let encoded = self.encode_size(key_addr, size);
-        let id = self.policy.push(Entry { key, value, hash, size: encoded }, meta, now);
+        let entry = Entry { key: key.clone().unbind(), value: value.clone().unbind(), hash, size: encoded };
+        let id = self.policy.push(entry, meta, now);
         self.index_new(id, hash, size);
         self.generation += 1;
         self.prefetch_next_victim();
@@ -835,9 +836,9 @@ impl<P: Policy> Store<P> {
     fn insert_recycling(
         &mut self,
         victim: u32,
-        key: Py<PyAny>,
+        key: &Bound<'_, PyAny>,
         hash: u32,
-        value: Py<PyAny>,
+        value: &Bound<'_, PyAny>,
         size: usize,
         meta: NewMeta,
         now: f64,
@@ -848,7 +849,8 @@ impl<P: Policy> Store<P> {
             entry.remove();
         }
         let encoded = self.encode_size(key.as_ptr() as usize, size);
-        let (id, old) = self.policy.recycle(victim, Entry { key, value, hash, size: encoded }, meta, now);
+        let entry = Entry { key: key.clone().unbind(), value: value.clone().unbind(), hash, size: encoded };
+        let (id, old) = self.policy.recycle(victim, entry, meta, now);
         self.after_removal(&old);
         trash.push(old);
         self.index_new(id, hash, size);
@@ -861,7 +863,7 @@ impl<P: Policy> Store<P> {
         &mut self,
         py: Python<'_>,
         probe: &Probe<'_, '_>,
-        default: Py<PyAny>,
+        default: &Bound<'_, PyAny>,
         charge: Charge,
         meta: NewMeta,
         trash: &mut Trash,
@@ -1093,7 +1095,7 @@ mod tests {
         let key = PyInt::new(py, k).into_any();
         let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
         let mut trash = Trash::new(py);
-        s.insert(py, &probe, key.clone().unbind(), Charge::total(1), meta, &mut trash).unwrap();
+        s.insert(py, &probe, &key, Charge::total(1), meta, &mut trash).unwrap();
         trash.len()
     }
 
@@ -1248,11 +1250,11 @@ mod tests {
             let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
             let big = (u32::MAX as usize) * 3;
             let mut trash = Trash::new(py);
-            s.insert(py, &probe, key.clone().unbind(), Charge::total(big), NewMeta::default(), &mut trash).unwrap();
+            s.insert(py, &probe, &key, Charge::total(big), NewMeta::default(), &mut trash).unwrap();
             assert_eq!(s.memory(), big);
-            s.insert(py, &probe, key.clone().unbind(), Charge::total(5), NewMeta::default(), &mut trash).unwrap();
+            s.insert(py, &probe, &key, Charge::total(5), NewMeta::default(), &mut trash).unwrap();
             assert_eq!(s.memory(), 5);
-            s.insert(py, &probe, key.clone().unbind(), Charge::total(big), NewMeta::default(), &mut trash).unwrap();
+            s.insert(py, &probe, &key, Charge::total(big), NewMeta::default(), &mut trash).unwrap();
             assert!(s.pop(py, &probe).unwrap().is_some());
             assert_eq!(s.memory(), 0);
             assert!(s.big_sizes.is_empty());
@@ -1275,7 +1277,7 @@ mod tests {
             assert!(matches!(s.get_items(py, hash, &owner, &items, |_| ()).unwrap(), ItemsLookup::Absent));
             let probe = Probe { key: &tuple, hash, owner: &owner };
             let mut trash = Trash::new(py);
-            s.insert(py, &probe, tuple.clone().unbind(), Charge::total(1), NewMeta::default(), &mut trash).unwrap();
+            s.insert(py, &probe, &tuple, Charge::total(1), NewMeta::default(), &mut trash).unwrap();
             assert!(matches!(s.get_items(py, hash, &owner, &items, |_| ()).unwrap(), ItemsLookup::Found(_)));
             // Same hash, fewer items: not that tuple.
             assert!(matches!(s.find_items(py, hash, &owner, &items[..1]).unwrap(), ItemsLookup::Absent));
@@ -1283,7 +1285,7 @@ mod tests {
             let mut s = store::<Lru>(0);
             let list = pyo3::types::PyList::new(py, &items).unwrap().into_any();
             let probe = Probe { key: &list, hash, owner: &owner };
-            s.insert(py, &probe, list.clone().unbind(), Charge::total(1), NewMeta::default(), &mut trash).unwrap();
+            s.insert(py, &probe, &list, Charge::total(1), NewMeta::default(), &mut trash).unwrap();
             assert!(matches!(s.find_items(py, hash, &owner, &items).unwrap(), ItemsLookup::Undecided));
         });
     }
@@ -1345,7 +1347,7 @@ mod tests {
         let key = PyInt::new(py, -1).into_any();
         let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
         let mut trash = Trash::new(py);
-        s.insert(py, &probe, key.clone().unbind(), Charge::total(2), NewMeta::default(), &mut trash).unwrap();
+        s.insert(py, &probe, &key, Charge::total(2), NewMeta::default(), &mut trash).unwrap();
         assert_eq!(trash.len(), 2);
         assert_eq!(s.policy.allocated_bytes(), bytes);
     }

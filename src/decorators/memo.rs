@@ -260,7 +260,7 @@ impl Memo {
         }
     }
 
-    /// `call` for the direct `tp_call` (`fastslots`), which runs without pyo3's attach count:
+    /// `call` for the direct `tp_call` (`call_slots`), which runs without pyo3's attach count:
     /// a plain hit (no callback) is served here, where nothing drops a `Py`; everything else
     /// runs inside `Python::attach`, so that the references a miss gives up are released at
     /// once rather than deferred.
@@ -286,7 +286,7 @@ impl Memo {
         Python::attach(|py| self.call(py, args, kwargs))
     }
 
-    /// A call with positional arguments only, through vectorcall (`fastslots`), which runs
+    /// A call with positional arguments only, through vectorcall (`call_slots`), which runs
     /// without pyo3's attach count as `call_direct` does. The key, the argument tuple or its
     /// only item when that is an exact `int` or `str`, is looked up without building the
     /// tuple: its hash is computed from the items, and stored tuples are compared item by

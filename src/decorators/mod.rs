@@ -1,6 +1,7 @@
 //! Memoizing decorators (SPEC §7-8), all native: `cached`, `cachedmethod`, `is_cached`,
 //! the key makers, `EVENT_MISS`/`EVENT_HIT` and `CacheInfo`.
 
+mod call_slots;
 mod keys;
 mod memo;
 mod pending;
@@ -12,6 +13,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+pub use call_slots::install as install_call_slots;
 pub use memo::{EVENT_HIT, EVENT_MISS};
 pub use wrappers::{CachedCall, CachedFunction, Decorator};
 

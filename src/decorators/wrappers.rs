@@ -152,7 +152,7 @@ impl Decorator {
         let is_async = inspect.call_method1(intern!(py, "iscoroutinefunction"), (func,))?.is_truthy()?;
         // Async calls build an awaitable through `__call__`: no vectorcall for them (a null
         // pointer makes CPython use `tp_call`).
-        let vectorcall = (!is_async).then_some(crate::fastslots::vectorcall as pyo3::ffi::vectorcallfunc);
+        let vectorcall = (!is_async).then_some(super::call_slots::vectorcall as pyo3::ffi::vectorcallfunc);
         let wrapper = Py::new(py, CachedFunction { memo: Some(Arc::new(memo)), is_async, factory, vectorcall })?;
         let bound = wrapper.bind(py);
         py.import(intern!(py, "functools"))?.call_method1(intern!(py, "update_wrapper"), (bound, func))?;
@@ -216,7 +216,7 @@ pub struct CachedFunction {
     memo: Option<Arc<Memo>>,
     is_async: bool,
     factory: bool,
-    /// The object's vectorcall entry (`fastslots::vectorcall`; the type's
+    /// The object's vectorcall entry (`call_slots::vectorcall`; the type's
     /// `tp_vectorcall_offset` points here), or null for an async function.
     vectorcall: Option<pyo3::ffi::vectorcallfunc>,
 }
@@ -281,7 +281,7 @@ impl CachedFunction {
         self.memo().pending.followers(py)
     }
 
-    /// `__call__` for the direct `tp_call` (`fastslots`); `None` for an async function, whose
+    /// `__call__` for the direct `tp_call` (`call_slots`); `None` for an async function, whose
     /// call builds an awaitable and goes through pyo3's `__call__`.
     #[inline]
     pub fn call_direct(

@@ -274,13 +274,13 @@ impl<'py, P: Policy> Harness<'py, P> {
         let may_raise = self.eq_may_raise(idx);
         let before = (self.store.len(), self.store.memory());
         let mut trash = Trash::new(py);
-        let value_obj = self.values[value as usize].clone().unbind();
+        let value_obj = self.values[value as usize].clone();
         let live_hit = self.model.get(&idx).filter(|m| !self.expired(m)).cloned();
         let result = {
             let key = self.keys[idx].clone();
             let probe = Self::probe_of(&key);
             if setdefault {
-                self.store.setdefault(py, &probe, value_obj, Charge::total(size), meta, &mut trash).map(|outcome| {
+                self.store.setdefault(py, &probe, &value_obj, Charge::total(size), meta, &mut trash).map(|outcome| {
                     match outcome {
                         SetDefault::Found(v) => Some((v, true)),
                         SetDefault::Inserted(inserted) => replaced(inserted),
@@ -288,7 +288,7 @@ impl<'py, P: Policy> Harness<'py, P> {
                     .filter(|(_, live)| *live)
                 })
             } else {
-                self.store.insert(py, &probe, value_obj, Charge::total(size), meta, &mut trash).map(replaced)
+                self.store.insert(py, &probe, &value_obj, Charge::total(size), meta, &mut trash).map(replaced)
             }
         };
         let result = match result {
