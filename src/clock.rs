@@ -66,8 +66,8 @@ fn frozen_tick() -> Option<u64> {
 /// Whether an entry that expires at `at` (a reading of `now`'s clock) has expired, as
 /// `at < now()` would say, usually without a full clock reading.
 ///
-/// A hit on a TTL cache checks this, and reading the monotonic clock costs about 20 ns here
-/// (a third of a hit). Linux keeps a coarse copy of the same clock, updated every tick, that
+/// A hit on a TTL cache checks this, and reading the monotonic clock precisely is a large part
+/// of a hit. Linux keeps a coarse copy of the same clock, updated every tick, that
 /// is read in a few nanoseconds: it never runs ahead of the precise one, and lags it by at
 /// most a tick (a few milliseconds). So an `at` before the coarse reading has surely passed,
 /// and one well after it (more than `COARSE_MARGIN`, many ticks) surely has not; only

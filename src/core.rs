@@ -392,7 +392,7 @@ impl<P: Policy> CacheCore<P> {
         self.read(py, Store::is_full)
     }
 
-    /// `is_empty()`/`bool()`: counts live entries, never sweeps (SPEC §5).
+    /// `is_empty()`/`bool()`: counts live entries, never sweeps (BEHAVIOUR.md §7).
     pub fn is_empty(&self, py: Python<'_>) -> PyResult<bool> {
         self.read(py, |s| s.live_count() == 0)
     }
@@ -481,7 +481,7 @@ impl<P: Policy> CacheCore<P> {
 
     // ---- comparison and display ----
 
-    /// `self == other` for two caches of the same class (SPEC §2.8). Locks one cache at a
+    /// `self == other` for two caches of the same class (BEHAVIOUR.md §9.1). Locks one cache at a
     /// time, and compares values with no lock held.
     pub fn equals(&self, py: Python<'_>, other: &Self) -> PyResult<bool> {
         if std::ptr::eq(self, other) {

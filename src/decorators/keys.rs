@@ -1,4 +1,4 @@
-//! Key makers: `make_key`, `make_hash_key`, `make_typed_key` (SPEC §7), with CPython
+//! Key makers: `make_key`, `make_hash_key`, `make_typed_key` (BEHAVIOUR.md §12), with CPython
 //! `lru_cache`'s fast paths: no keywords → the argument tuple itself is the key, and one
 //! argument of exact type `int` or `str` → that argument is the key.
 

@@ -1,5 +1,5 @@
 //! `Memo`: everything a decorated function does per call, for `cached` and `cachedmethod`,
-//! sync and async (SPEC §8). The pyclasses in `wrappers.rs` only hold one behind an `Arc`.
+//! sync and async (BEHAVIOUR.md §13). The pyclasses in `wrappers.rs` only hold one behind an `Arc`.
 //!
 //! The user function never runs under a lock: a call locks the cache for the lookup, unlocks,
 //! and only then (on a miss) runs the function, as CPython's `lru_cache` does. Concurrent
@@ -472,7 +472,7 @@ enum Stage {
     Finished,
 }
 
-/// One call of a decorated coroutine function: a native awaitable (SPEC Decision 7).
+/// One call of a decorated coroutine function: a native awaitable (BEHAVIOUR.md §13.10).
 pub struct AsyncCall {
     memo: Arc<Memo>,
     args: Py<PyTuple>,

@@ -1,4 +1,4 @@
-//! Memoizing decorators (SPEC §7-8), all native: `cached`, `cachedmethod`, `is_cached`,
+//! Memoizing decorators (BEHAVIOUR.md §12-13), all native: `cached`, `cachedmethod`, `is_cached`,
 //! the key makers, `EVENT_MISS`/`EVENT_HIT` and `CacheInfo`.
 
 mod call_slots;

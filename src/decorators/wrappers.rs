@@ -44,7 +44,7 @@ fn copy_level(level: &Bound<'_, PyAny>) -> PyResult<CopyLevel> {
 }
 
 impl Decorator {
-    /// Validates `cache` as SPEC §8.1 (`cached`) and §8.2 (`cachedmethod`) say.
+    /// Validates `cache` as BEHAVIOUR.md §13.2 (`cached`) and §13.8 (`cachedmethod`) say.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cache: Option<&Bound<'_, PyAny>>,
@@ -206,7 +206,7 @@ fn mark_coroutine_function(wrapper: &Bound<'_, PyAny>, func: &Bound<'_, PyAny>) 
     Ok(())
 }
 
-/// A memoized function: call it like the original (SPEC §8).
+/// A memoized function: call it like the original (BEHAVIOUR.md §13).
 #[pyclass(module = "cachebox", frozen, dict, weakref)]
 pub struct CachedFunction {
     /// Always `Some` once built. The collector can traverse the object in the instant between

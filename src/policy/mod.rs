@@ -46,8 +46,8 @@ pub struct NewMeta {
     pub expire_at: f64,
     pub frequency: u64,
     /// The clock reading `expire_at` was computed from, if any: the write then takes it as
-    /// its own instant instead of reading the clock again (a precise reading costs about
-    /// 20 ns here, an eighth of a VTTL insert).
+    /// its own instant instead of reading the clock again (a precise reading is a sizeable
+    /// part of a VTTL insert).
     pub now: Option<f64>,
 }
 

@@ -1,4 +1,4 @@
-//! LFU and VTTL: the lazily, stably sorted sequence of SPEC §4.5, reproduced exactly but in
+//! LFU and VTTL: the lazily, stably sorted sequence of BEHAVIOUR.md §6.7, reproduced exactly but in
 //! O(log n) per operation instead of re-sorting the whole sequence.
 //!
 //! The model: entries sit in a sequence S; appends go to the end; a change of an entry's sort

@@ -35,7 +35,7 @@ impl<P: Policy> Store<P> {
         }
     }
 
-    /// Live entries. TTL counts them without sweeping; VTTL sweeps (SPEC §5).
+    /// Live entries. TTL counts them without sweeping; VTTL sweeps (BEHAVIOUR.md §7.3).
     pub fn live_len(&mut self, trash: &mut Trash) -> usize {
         if !P::EXPIRES {
             return self.len();

@@ -96,7 +96,7 @@ fn unordered_relocates_on_removal() {
 
 #[test]
 fn lfu_follows_the_lazy_stable_sort_model() {
-    // SPEC §3.5: after these writes and reads, `c[5] = 4` evicts 2 and the order is
+    // BEHAVIOUR.md §6.6: after these writes and reads, `c[5] = 4` evicts 2 and the order is
     // [5, 3, 4, 1, 0].
     Python::attach(|py| {
         let mut s = filled::<Lfu>(py, 5, 5);

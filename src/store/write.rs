@@ -314,7 +314,7 @@ impl<P: Policy> Store<P> {
     /// for the next sweep.
     pub fn pop(&mut self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<(Entry, f64)>> {
         let Some(id) = self.find_live(py, probe)? else { return Ok(None) };
-        // The LFU/VTTL model sorts before removing a specific key (SPEC §4.5); ids are stable
+        // The LFU/VTTL model sorts before removing a specific key (BEHAVIOUR.md §6.7); ids are stable
         // across `settle`, which only reorders.
         self.policy.settle();
         Ok(Some(self.remove_with_expiry(id)))
