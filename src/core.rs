@@ -21,7 +21,7 @@ use crate::clock;
 use crate::convert::{for_each_pair, hash_key, sizeof};
 use crate::entry::Entry;
 use crate::policy::{NewMeta, Policy, Unordered};
-use crate::store::{Charge, Inserted, ItemsLookup, Limits, Probe, SetDefault, Store, Trash, Walk};
+use crate::store::{Cause, Charge, Inserted, ItemsLookup, Limits, Probe, SetDefault, Store, Trash, Walk};
 use crate::sync::{Guarded, Locked, Owner};
 
 /// What an iterator yields.
@@ -336,7 +336,7 @@ impl<P: Policy> CacheCore<P> {
             let mut count = 0usize;
             while isize::try_from(count).is_ok_and(|c| c < n) {
                 match store.popitem(&mut trash) {
-                    Some((entry, _)) => trash.push(entry),
+                    Some((entry, _)) => trash.push(entry, Cause::Explicit),
                     None => break,
                 }
                 count += 1;

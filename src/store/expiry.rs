@@ -1,6 +1,6 @@
 //! Expiry: the clock a store reads, and sweeping entries whose instant has passed.
 
-use super::{Store, Trash};
+use super::{Cause, Store, Trash};
 use crate::clock;
 use crate::policy::Policy;
 
@@ -24,7 +24,7 @@ impl<P: Policy> Store<P> {
         if P::EXPIRES {
             let generation = self.generation;
             while let Some(id) = self.policy.next_expired(now) {
-                trash.push(self.remove_id(id));
+                trash.push(self.remove_id(id), Cause::Expired);
             }
             if P::SWEEP_ON_LEN {
                 // VTTL sweeps on `len()`, `repr`, `==`, ...: its iterators resume by sort key,

@@ -33,7 +33,7 @@ use crate::sync::Owner;
 
 pub use probe::ItemsLookup;
 pub use sizes::Charge;
-pub use trash::Trash;
+pub use trash::{Cause, Trash};
 pub use walk::Walk;
 pub use write::{Inserted, Replaced, SetDefault};
 

@@ -24,12 +24,7 @@ fn keys_equal(py: Python<'_>, stored: &Py<PyAny>, probe: &Probe<'_, '_>) -> PyRe
 /// `stored == probe` as a dict decides it, marking the lock's owner first (the comparison
 /// runs Python code under the lock).
 #[allow(unsafe_code)]
-fn rich_eq(
-    py: Python<'_>,
-    owner: &Owner,
-    stored: &Bound<'_, PyAny>,
-    probe: &Bound<'_, PyAny>,
-) -> PyResult<bool> {
+fn rich_eq(py: Python<'_>, owner: &Owner, stored: &Bound<'_, PyAny>, probe: &Bound<'_, PyAny>) -> PyResult<bool> {
     owner.mark(py);
     // SAFETY: both are live objects (the stored key is owned by the store, the probe's key is
     // borrowed by the caller) and the thread is attached (`py`).

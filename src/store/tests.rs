@@ -423,3 +423,44 @@ fn lru_links_follow_ids_through_emptying_and_shrinking() {
         assert_eq!(keys(py, &mut s), vec![10, 20, 21, 22, 11]);
     });
 }
+
+/// Inserts int key `k` charged `size`; returns the causes of what left, in order.
+fn put_sized<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64, size: usize, meta: NewMeta) -> Vec<Cause> {
+    let key = PyInt::new(py, k).into_any();
+    let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
+    let mut trash = Trash::new(py);
+    s.insert(py, &probe, &key, Charge::total(size), meta, &mut trash).unwrap();
+    trash.take_entries().into_iter().map(|(_, cause)| cause).collect()
+}
+
+#[test]
+fn removals_carry_their_cause() {
+    Python::attach(|py| {
+        // maxsize: the victim of a full cache (with and without recycling its slot).
+        let mut lru = store::<Lru>(2);
+        let mut fifo = store::<Fifo>(2);
+        for k in 0..2 {
+            assert!(put_sized(py, &mut lru, k, 1, NewMeta::default()).is_empty());
+            assert!(put_sized(py, &mut fifo, k, 1, NewMeta::default()).is_empty());
+        }
+        assert_eq!(put_sized(py, &mut lru, 2, 1, NewMeta::default()), [Cause::Size]);
+        assert_eq!(put_sized(py, &mut fifo, 2, 1, NewMeta::default()), [Cause::Size]);
+        // maxmemory: a new key that needs two victims' room, and a replacement that grows.
+        let mut s = Store::<Lru>::new(Limits::new(10, 3));
+        for k in 0..3 {
+            put_sized(py, &mut s, k, 1, NewMeta::default());
+        }
+        assert_eq!(put_sized(py, &mut s, 3, 2, NewMeta::default()), [Cause::Memory, Cause::Memory]);
+        assert_eq!(put_sized(py, &mut s, 3, 3, NewMeta::default()), [Cause::Memory]);
+        // Expired: swept before a new key goes in.
+        let mut ttl = Store::with_policy(Ttl::with_ttl(Some(10.0)).unwrap(), Limits::new(0, 0));
+        let past = NewMeta { expire_at: clock::now() - 1.0, ..NewMeta::default() };
+        put_sized(py, &mut ttl, 0, 1, past);
+        assert_eq!(put_sized(py, &mut ttl, 1, 1, NewMeta::default()), [Cause::Expired]);
+        // Explicit: clear.
+        let mut trash = Trash::new(py);
+        lru.clear(false, &mut trash);
+        let causes: Vec<Cause> = trash.take_entries().into_iter().map(|(_, cause)| cause).collect();
+        assert_eq!(causes, [Cause::Explicit, Cause::Explicit]);
+    });
+}

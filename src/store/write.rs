@@ -5,7 +5,7 @@ use hashbrown::HashTable;
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
 
-use super::{bucket_capacity, overflow_error, reserve_error, Charge, Probe, Store, Trash};
+use super::{bucket_capacity, overflow_error, reserve_error, Cause, Charge, Probe, Store, Trash};
 use crate::entry::{table_hash, Entry, BIG_SIZE};
 use crate::policy::{Fix, NewMeta, Policy};
 
@@ -185,7 +185,7 @@ impl<P: Policy> Store<P> {
             // The updated entry itself may go (FIFO when it is the oldest, RR by chance).
             while self.memory > self.limits.maxmemory {
                 let Some(victim) = self.policy.victim() else { break };
-                trash.push(self.remove_id(victim));
+                trash.push(self.remove_id(victim), Cause::Memory);
             }
         }
         Ok(Replaced { value: old, live })
@@ -211,12 +211,13 @@ impl<P: Policy> Store<P> {
             self.sweep(now, trash);
             while self.len() >= self.limits.maxsize || self.memory.saturating_add(size) > self.limits.maxmemory {
                 let Some(victim) = self.policy.victim() else { break };
+                let cause = if self.len() >= self.limits.maxsize { Cause::Size } else { Cause::Memory };
                 if P::RECYCLES && self.fits_without(victim, size) {
                     // The last eviction: the new entry takes the victim's slot.
-                    self.insert_recycling(victim, key, hash, value, size, meta, now, trash);
+                    self.insert_recycling(victim, cause, key, hash, value, size, meta, now, trash);
                     return Ok(());
                 }
-                trash.push(self.remove_id(victim));
+                trash.push(self.remove_id(victim), cause);
             }
         }
         let key_addr = key.as_ptr() as usize;
@@ -268,9 +269,10 @@ impl<P: Policy> Store<P> {
     /// `insert_new`'s last eviction and the insert in one step (`Policy::recycle`): the same
     /// outcome as `remove_id(victim)` then a push, without freeing and refilling a slot.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn insert_recycling(
+    fn insert_recycling(
         &mut self,
         victim: u32,
+        cause: Cause,
         key: &Bound<'_, PyAny>,
         hash: u32,
         value: &Bound<'_, PyAny>,
@@ -287,7 +289,7 @@ impl<P: Policy> Store<P> {
         let entry = Entry { key: key.clone().unbind(), value: value.clone().unbind(), hash, size: encoded };
         let (id, old) = self.policy.recycle(victim, entry, meta, now);
         self.after_removal(&old);
-        trash.push(old);
+        trash.push(old, cause);
         self.index_new(id, hash, size);
         self.prefetch_next_victim();
     }

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 
 use arbitrary::{Arbitrary, Unstructured};
 use cachebox::fuzzing::{
-    advance_clock, hash_key, Charge, Fifo, Inserted, Lfu, Limits, Lru, NewMeta, Owner, Policy, Probe, SetDefault,
-    Store, Trash, Ttl, Unordered, Vttl, BIG_SIZE,
+    advance_clock, hash_key, Cause, Charge, Fifo, Inserted, Lfu, Limits, Lru, NewMeta, Owner, Policy, Probe,
+    SetDefault, Store, Trash, Ttl, Unordered, Vttl, BIG_SIZE,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyInt;
@@ -236,13 +236,16 @@ impl<'py, P: Policy> Harness<'py, P> {
     fn take_trash(&mut self, trash: &mut Trash) -> Vec<(usize, Model)> {
         let entries = trash.take_entries();
         let mut out = Vec::new();
-        for e in entries {
+        for (e, cause) in entries {
             let idx = self
                 .keys
                 .iter()
                 .position(|k| k.as_ptr() == e.key.as_ptr())
                 .unwrap_or_else(|| fail("trash holds an unknown key".into()));
             let m = self.remove_model(idx);
+            if cause == Cause::Expired && !self.expired(&m) {
+                fail(format!("key #{idx} left as expired, but the model has it live"));
+            }
             let v: u8 = e.value.bind(self.py).extract().unwrap_or_else(|_| fail("trash value".into()));
             if v != m.value {
                 fail(format!("removed key #{idx} had value {v}, model {}", m.value));
