@@ -1,5 +1,5 @@
 # ruff: noqa: B023 (every lambda below is called before its loop moves on)
-"""The checks behind ``test_bad_input.py``, run in child interpreters (``models.run_child``) so
+"""The checks behind ``test_bad_input.py``, run in child interpreters (``subprocess_harness.assert_child_ok``) so
 that an abort or a hang fails one test instead of the whole run.
 
 Each ``battery_*`` function calls cachebox with malformed arguments, collects every problem it
@@ -31,6 +31,7 @@ from cachebox import (
 )
 
 try:
+    from .cache_helpers import make_cache
     from .nasty import (
         COLLIDING_HASH,
         TARGET,
@@ -40,10 +41,10 @@ try:
         describe,
         disarmed,
         is_forbidden,
-        make_cache,
         print_problems,
     )
 except ImportError:
+    from cache_helpers import make_cache
     from nasty import (
         COLLIDING_HASH,
         TARGET,
@@ -53,7 +54,6 @@ except ImportError:
         describe,
         disarmed,
         is_forbidden,
-        make_cache,
         print_problems,
     )
 

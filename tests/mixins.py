@@ -17,8 +17,8 @@ import threading
 import weakref
 
 import pytest
+from cache_helpers import hashbrown_capacity
 from hypothesis import HealthCheck, given, settings, strategies as st
-from models import hashbrown_capacity
 
 import cachebox
 

@@ -1,4 +1,4 @@
-"""Reference models of the seven cachebox policies, plus helpers shared by the reliability tests.
+"""Reference models of the seven cachebox policies.
 
 Each model is a deliberately naive, pure-Python transcription of SPEC.md (sections 2-5, with
 the "Decisions" and the [R] rows applied). Models mirror the public API: a model method raises
@@ -14,63 +14,23 @@ Random replacement: the model cannot know which entries the real cache picked, s
 ``RRModel.explore`` searches the sequences of picks for one under which the model returns what
 the real cache returned and ends with the same contents.
 
-The second half of the file holds helpers shared by the reliability tests (building a cache by
-class name, running a test function in a child interpreter with a timeout).
+The helpers that are not models (class names, entry sizes, capacities, outcomes) are in
+``cache_helpers.py``; running code in a child interpreter is ``subprocess_harness.py``'s.
 """
 
-import os
-import subprocess
 import sys
 
-OVERFLOW_MESSAGE = "The cache has reached the bound"
-
-CLASS_NAMES = ("Cache", "FIFOCache", "RRCache", "LRUCache", "LFUCache", "TTLCache", "VTTLCache")
-
-#: The global TTL used by :func:`make_cache` for ``TTLCache`` (long enough never to run out).
-HELPER_TTL = 3600.0
+try:
+    from .cache_helpers import OVERFLOW_MESSAGE, entry_size, outcome
+except ImportError:
+    from cache_helpers import OVERFLOW_MESSAGE, entry_size, outcome
 
 
-def entry_size(key, value):
-    """What one stored entry is charged (SPEC 2.3)."""
-    return key.__sizeof__() + value.__sizeof__()
-
-
-def resolve_index(n, length):
+def _resolve_index(n, length):
     """Python-style index ``n`` into a sequence of ``length`` items, or None when out of range."""
     if n < 0:
         n += length
     return n if 0 <= n < length else None
-
-
-def outcome(fn):
-    """``("ok", fn())``, or ``("raise", exception type, exception args)`` if ``fn`` raised.
-    ``AssertionError`` (a failed check, not an API result) propagates."""
-    try:
-        return ("ok", fn())
-    except AssertionError:
-        raise
-    except Exception as e:  # noqa: BLE001 (any API error is a result to compare)
-        return ("raise", type(e), e.args)
-    except BaseException as e:
-        # pyo3 turns a Rust panic into PanicException, a BaseException that hypothesis would
-        # not shrink: report it as the failed check it is.
-        if type(e).__name__ == "PanicException":
-            raise AssertionError(f"native code panicked: {e}") from e
-        raise
-
-
-def hashbrown_capacity(n):
-    """The capacity hashbrown reports for a table sized for ``n`` entries (SPEC 2.3)."""
-    if n == 0:
-        return 0
-    if n < 4:
-        return 3
-    if n < 8:
-        return 7
-    buckets = 1
-    while buckets < n * 8 // 7:
-        buckets *= 2
-    return buckets // 8 * 7
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,7 +111,7 @@ class CacheModel:
     def _nth_live(self, n):
         """The live key at index ``n`` of the policy order, or None."""
         keys = self._live_keys()
-        i = resolve_index(n, len(keys))
+        i = _resolve_index(n, len(keys))
         return None if i is None else keys[i]
 
     # ---- the public API ----
@@ -645,62 +605,3 @@ MODELS = {
     "TTLCache": TTLModel,
     "VTTLCache": VTTLModel,
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers for the tests (not part of the models)
-# --------------------------------------------------------------------------------------------
-
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-
-#: Seconds a child interpreter may run before it counts as hung. Generous: it only catches a
-#: hang or a deadlock, and a loaded machine runs a child many times slower than a quiet one.
-HANG_TIMEOUT = 120
-
-
-def make_cache(name, maxsize=0, cls=None, **kwargs):
-    """An instance of cachebox class ``name``, or of ``cls`` (a subclass of it). ``TTLCache``
-    gets the global TTL :data:`HELPER_TTL`."""
-    import cachebox
-
-    cls = cls or getattr(cachebox, name)
-    if name == "TTLCache":
-        return cls(maxsize, HELPER_TTL, **kwargs)
-    return cls(maxsize, **kwargs)
-
-
-def run_child(module, function, *args, timeout=HANG_TIMEOUT):
-    """Runs ``module.function(*args)`` (a module of this directory) in a fresh interpreter,
-    so that a hang or a crash fails one test instead of stalling or killing the run.
-    Returns ``(returncode, stdout, stderr)``; a timeout gives return code ``"timeout"``."""
-    code = (
-        f"import sys; sys.path.insert(0, {TESTS_DIR!r})\n"
-        f"import {module}\n"
-        f"{module}.{function}(*{args!r})\n"
-        "print('OK')\n"
-    )
-    env = dict(os.environ, RUST_BACKTRACE="0")  # keep panic reports short
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", code],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            cwd=TESTS_DIR,
-        )
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        return "timeout", out, f"did not finish within {timeout} s (hang or deadlock)"
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def assert_child_ok(module, function, *args, timeout=HANG_TIMEOUT):
-    """:func:`run_child`, asserting a clean exit (status 0, ``OK`` printed last, nothing on
-    stderr). Returns the lines the function printed before ``OK``."""
-    rc, out, err = run_child(module, function, *args, timeout=timeout)
-    lines = out.strip().splitlines()
-    ok = rc == 0 and lines and lines[-1] == "OK" and not err.strip()
-    assert ok, f"{module}.{function}{args!r}: exit={rc}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}"
-    return lines[:-1]

@@ -1,8 +1,8 @@
 """Misbehaving objects, the consistency check and the operation runner shared by the bad-input
 tests (``test_bad_input.py``) and the Python fuzz harness (``fuzz/fuzz_api.py``).
 
-This module imports nothing but the standard library and cachebox, so a child interpreter
-(``models.run_child``) starts fast.
+This module imports nothing but the standard library, cachebox and ``cache_helpers.py``, so a
+child interpreter (``subprocess_harness.assert_child_ok``) starts fast.
 
 ``Nasty`` objects misbehave in one of their ``__hash__``, ``__eq__`` or ``__sizeof__`` only while
 the module switch :data:`ARMED` is on. :func:`disarmed` turns it off, and the object then behaves
@@ -18,16 +18,15 @@ import sys
 
 import cachebox
 
-CLASS_NAMES = ("Cache", "FIFOCache", "RRCache", "LRUCache", "LFUCache", "TTLCache", "VTTLCache")
+try:
+    from .cache_helpers import charge
+except ImportError:
+    from cache_helpers import charge
 
 #: Exception types no cachebox call may ever raise: a pyo3 panic surfaces as
 #: ``pyo3_runtime.PanicException`` (a ``BaseException``), an interpreter-level misuse as
 #: ``SystemError``.
 FORBIDDEN_NAMES = ("PanicException", "SystemError")
-
-#: The ``maxsize`` of caches under test is large enough for every op sequence, but small
-#: enough that eviction happens.
-TTL = 3600.0
 
 
 class NastyError(Exception):
@@ -193,20 +192,6 @@ class Nasty:
         if mode == "zero":
             return 0
         return 48
-
-
-def make_cache(name, maxsize=0, **kwargs):
-    cls = getattr(cachebox, name)
-    if name == "TTLCache":
-        return cls(maxsize, TTL, **kwargs)
-    return cls(maxsize, **kwargs)
-
-
-def charge(obj):
-    """What one object adds to ``memory()`` (SPEC 2.3)."""
-    if isinstance(obj, type):
-        return obj.__sizeof__(obj)
-    return obj.__sizeof__()
 
 
 _MISSING = object()

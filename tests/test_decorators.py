@@ -2,8 +2,8 @@
 R4, R11-R14).
 
 Anything that could hang (threads, per-key locks, recursion, a retry after an error left a
-lock behind) runs in a subprocess through :func:`run_isolated`, so a deadlock fails one test
-instead of stalling the run. ``tests/test_decorators_async.py`` imports that helper from here.
+lock behind) runs in a subprocess through ``subprocess_harness.run_isolated``, so a deadlock
+fails one test instead of stalling the run.
 """
 
 import collections
@@ -12,9 +12,7 @@ import gc
 import importlib
 import inspect
 import pickle
-import subprocess
 import sys
-import textwrap
 import types
 import warnings
 import weakref
@@ -22,6 +20,12 @@ import weakref
 import pytest
 
 import cachebox
+
+try:
+    from .subprocess_harness import run_isolated, run_threads
+except ImportError:
+    from subprocess_harness import run_isolated, run_threads
+
 from cachebox import (
     EVENT_HIT,
     EVENT_MISS,
@@ -39,75 +43,6 @@ from cachebox import (
     is_cached,
     make_key,
 )
-
-# --------------------------------------------------------------------------------------
-# subprocess helper (shared with test_decorators_async.py)
-# --------------------------------------------------------------------------------------
-
-# Generous: it only catches a hang, and a loaded machine runs a child many times slower.
-SUBPROCESS_TIMEOUT = 120
-_DONE = "__cachebox_subprocess_done__"
-
-
-def run_isolated(code, timeout=SUBPROCESS_TIMEOUT):
-    """Runs ``code`` (dedented) in a fresh interpreter; fails on a non-zero exit, a missing
-    completion marker or a timeout. A hang dumps every thread's stack shortly before the
-    timeout (faulthandler), so the failure message shows where it is stuck."""
-    source = "\n".join(
-        [
-            "import faulthandler",
-            f"faulthandler.dump_traceback_later({max(timeout - 10, 1)}, exit=True)",
-            textwrap.dedent(code),
-            "faulthandler.cancel_dump_traceback_later()",
-            f"print({_DONE!r})",
-        ]
-    )
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", source], timeout=timeout, capture_output=True, text=True, check=False
-        )
-    except subprocess.TimeoutExpired as exc:  # pragma: no cover - only on a hang
-        pytest.fail(f"subprocess timed out after {timeout}s\nstdout:\n{exc.stdout}\nstderr:\n{exc.stderr}")
-    assert proc.returncode == 0 and _DONE in proc.stdout, (
-        f"subprocess failed (exit code {proc.returncode})\n"
-        f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
-    )
-    return proc
-
-
-def test_run_isolated_reports_failures():
-    # the helper itself must be able to fail
-    with pytest.raises(AssertionError, match="ZeroDivisionError"):
-        run_isolated("1 / 0")
-    with pytest.raises(AssertionError, match="exit code 3"):
-        run_isolated("import sys; sys.exit(3)")
-    run_isolated("assert 1 + 1 == 2")
-
-
-# Code shared by the concurrency tests: a key maker of the user's own (so calls take the general
-# path), and a way for a leader to wait until the other callers follow its computation. A
-# follower shares the leader's outcome whenever the leader finishes, so the tests wait for
-# that state itself (``_followers``), never for a time that a slow machine may overrun.
-ARRIVALS = """
-import threading, time, sys
-import cachebox
-from cachebox import EVENT_HIT, EVENT_MISS
-from cachebox._core import _followers
-
-def own_key_maker(args, kwds):
-    return cachebox.make_key(args, kwds)
-
-def wait_for_followers(func, n):
-    deadline = time.monotonic() + 60
-    while _followers(func) < n:
-        assert time.monotonic() < deadline, "only %d of %d followers came" % (_followers(func), n)
-        time.sleep(0.001)
-"""
-
-
-def run_threads(code):
-    run_isolated(ARRIVALS + textwrap.dedent(code))
-
 
 # --------------------------------------------------------------------------------------
 # package surface

@@ -2,14 +2,14 @@
 
 Sequential behaviour runs in-process under ``asyncio.wait_for``; anything concurrent (gather
 stampedes, cancellation, recursion, several event loops, a retry after an error) runs in a
-subprocess through ``run_isolated`` so that a deadlock fails one test only.
+subprocess through ``subprocess_harness.run_async_isolated`` so that a deadlock fails one
+test only.
 """
 
 import asyncio
 import functools
 import inspect
 import sys
-import textwrap
 import types
 
 import pytest
@@ -18,59 +18,14 @@ import cachebox
 from cachebox import EVENT_HIT, EVENT_MISS, CacheInfo, FIFOCache, LRUCache, TTLCache, cached, cachedmethod
 
 try:
-    from test_decorators import run_isolated
-except ImportError:  # pragma: no cover - e.g. --import-mode=importlib
-    import importlib.util
-    import pathlib
-
-    _spec = importlib.util.spec_from_file_location(
-        "_cachebox_test_decorators", pathlib.Path(__file__).with_name("test_decorators.py")
-    )
-    _module = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_module)
-    run_isolated = _module.run_isolated
+    from .subprocess_harness import run_async_isolated
+except ImportError:
+    from subprocess_harness import run_async_isolated
 
 
 def arun(coro, timeout=60):
     """Runs one coroutine in a new event loop; an asyncio-level hang fails after ``timeout``."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-# Shared by the concurrent subprocess tests: a key maker counting the callers that reached the
-# per-key lock, and a helper that lets every ready task run until they are all queued on it.
-ASYNC_ARRIVALS = """
-import asyncio, sys
-import cachebox
-from cachebox import EVENT_HIT, EVENT_MISS
-
-arrived = 0
-
-def counting_key_maker(args, kwds):
-    global arrived
-    arrived += 1
-    return cachebox.make_key(args, kwds)
-
-async def wait_for_arrivals(n):
-    for _ in range(100000):
-        if arrived >= n:
-            break
-        await asyncio.sleep(0)
-    else:
-        raise AssertionError("only %d of %d callers arrived" % (arrived, n))
-    for _ in range(20):          # let them get from the key maker to the per-key lock
-        await asyncio.sleep(0)
-
-def reset_arrivals():
-    global arrived
-    arrived = 0
-
-def run(coro, timeout=60):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-"""
-
-
-def run_async_isolated(code):
-    run_isolated(ASYNC_ARRIVALS + textwrap.dedent(code))
 
 
 # --------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 
 import copy
 import pickle
-import subprocess
 import sys
 import textwrap
 
@@ -12,6 +11,7 @@ import pytest
 pytest.register_assert_rewrite("mixins")
 
 from mixins import check_equality
+from subprocess_harness import run_isolated
 
 import cachebox
 from cachebox import (
@@ -356,9 +356,7 @@ def test_frozen_checks_arguments_under_python_o():  # B15
         print(" ".join(results))
         """
     )
-    output = subprocess.run(
-        [sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=60, check=True
-    ).stdout.split()
+    output = " ".join(run_isolated(script, flags=("-O",))).split()
     assert output == ["asserts-disabled", "AssertionError", "AssertionError"]
 
 

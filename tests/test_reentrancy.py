@@ -4,7 +4,7 @@ Python code that runs while a cache is locked (a key's ``__eq__``, a GC pass it 
 Python code that runs because of a cache operation (``__del__`` of a removed value, the iterable
 given to ``update``) may call back into the same cache. That must raise ``RuntimeError`` or
 work, and never hang. Every scenario runs in a child interpreter with a timeout
-(``models.assert_child_ok``); the ``child_*`` functions are what the children run.
+(``subprocess_harness.assert_child_ok``); the ``child_*`` functions are what the children run.
 """
 
 import gc
@@ -16,9 +16,11 @@ import weakref
 import pytest
 
 try:
-    from .models import CLASS_NAMES, assert_child_ok, make_cache
+    from .cache_helpers import CLASS_NAMES, make_cache
+    from .subprocess_harness import assert_child_ok
 except ImportError:
-    from models import CLASS_NAMES, assert_child_ok, make_cache
+    from cache_helpers import CLASS_NAMES, make_cache
+    from subprocess_harness import assert_child_ok
 
 
 class CollidingKey:

@@ -20,9 +20,11 @@ import cachebox
 from cachebox._core import _advance_clock
 
 try:
-    from .models import MODELS, hashbrown_capacity, outcome
+    from .cache_helpers import hashbrown_capacity, outcome
+    from .models import MODELS
 except ImportError:
-    from models import MODELS, hashbrown_capacity, outcome
+    from cache_helpers import hashbrown_capacity, outcome
+    from models import MODELS
 
 KEYS = st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, "a", "b", "ab", "xyz"])
 VALUES = st.one_of(st.integers(-5, 30), st.sampled_from([2**40, 10**30]))

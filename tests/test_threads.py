@@ -1,7 +1,7 @@
 """Thread-safety tests (SPEC 9): several threads mix every method on one shared cache, then
 the cache's invariants are checked; and ``a == b`` racing ``b == a`` must never deadlock.
 
-Each scenario runs in a child interpreter (``models.assert_child_ok``) so that a deadlock fails
+Each scenario runs in a child interpreter (``subprocess_harness.assert_child_ok``) so that a deadlock fails
 its test after a timeout instead of stalling the run. The ``child_*`` functions are what the
 children run; they print their findings, and the tests assert on them.
 """
@@ -15,9 +15,11 @@ import time
 import pytest
 
 try:
-    from .models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok, entry_size, make_cache
+    from .cache_helpers import CLASS_NAMES, entry_size, make_cache
+    from .subprocess_harness import HANG_TIMEOUT, assert_child_ok
 except ImportError:
-    from models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok, entry_size, make_cache
+    from cache_helpers import CLASS_NAMES, entry_size, make_cache
+    from subprocess_harness import HANG_TIMEOUT, assert_child_ok
 
 THREADS = 4
 OPS_PER_THREAD = 4000
