@@ -17,8 +17,9 @@ import threading
 import weakref
 
 import pytest
-from cache_helpers import hashbrown_capacity
+from cache_helpers import hashbrown_capacity, outcome
 from hypothesis import HealthCheck, given, settings, strategies as st
+from models import MODELS
 
 import cachebox
 
@@ -1339,7 +1340,8 @@ class ReentrancyMixin(CacheHarness):
 
 
 # ---------------------------------------------------------------------------------------
-# Model-based check: with no limits every class behaves like a dict
+# Model-based check: with no limits every class follows its reference model (models.py), which
+# then behaves like a dict that keeps the policy's order
 # ---------------------------------------------------------------------------------------
 
 _OPERATIONS = st.lists(
@@ -1361,21 +1363,18 @@ class ModelMixin(CacheHarness):
     )
     @given(_OPERATIONS)
     def test_behaves_like_a_dict(self, operations):
-        cache, model = self.make(0), {}
+        cache = self.make(0)
+        model_class = MODELS[self.CACHE.__name__]
+        model = model_class(0) if self.TTL is None else model_class(0, self.TTL)
         for name, key, value in operations:
             if name == "set":
                 cache[key] = value
-                model[key] = value
+                model.setitem(key, value)
             elif name == "insert":
-                assert cache.insert(key, value) == model.get(key)
-                model[key] = value
+                assert cache.insert(key, value) == model.insert(key, value)
             elif name == "del":
-                if key in model:
-                    del cache[key]
-                    del model[key]
-                else:
-                    with pytest.raises(KeyError):
-                        del cache[key]
+                # both delete the key, or both raise KeyError(key)
+                assert outcome(lambda: cache.__delitem__(key)) == outcome(lambda: model.delitem(key))  # noqa: B023
             elif name == "pop":
                 assert cache.pop(key, "d") == model.pop(key, "d")
             elif name == "get":
@@ -1385,9 +1384,12 @@ class ModelMixin(CacheHarness):
             else:
                 cache.update({key: value, key + 100: value})
                 model.update({key: value, key + 100: value})
-            assert len(cache) == len(model)
-        assert dict(cache.items()) == model
-        assert cache.memory() == sum(k.__sizeof__() + v.__sizeof__() for k, v in model.items())
+            assert len(cache) == model.len()
+        if self.ORDERED:
+            assert list(cache.items()) == model.items()
+        else:
+            assert sorted(cache.items()) == sorted(model.items())
+        assert cache.memory() == model.memory()
         assert cache.capacity() >= len(cache)
 
 

@@ -14,6 +14,13 @@ Random replacement: the model cannot know which entries the real cache picked, s
 ``RRModel.explore`` searches the sequences of picks for one under which the model returns what
 the real cache returned and ends with the same contents.
 
+These are the only policy models on the Python side: the state machines (``test_stateful.py``),
+the replays of ``test_policies.py``, the unlimited-cache check of every class
+(``mixins.ModelMixin``) and the consistency check of the bad-input and fuzz tests
+(``nasty.assert_consistent``, for which inserts a policy refuses: :meth:`CacheModel.refuses`)
+all use them. The Rust fuzz target over the store (``tests/fuzz/rust``) has a model of its own,
+in Rust, below the Python API.
+
 The helpers that are not models (class names, entry sizes, capacities, outcomes) are in
 ``cache_helpers.py``; running code in a child interpreter is ``subprocess_harness.py``'s.
 """
@@ -116,6 +123,16 @@ class CacheModel:
 
     # ---- the public API ----
 
+    @classmethod
+    def refuses(cls, size, stored, memory, maxsize, maxmemory):
+        """Whether inserting a new key whose entry costs ``size`` raises ``OverflowError`` in a
+        cache of this policy holding ``stored`` entries that cost ``memory`` together: an entry
+        bigger than ``maxmemory`` never fits, and a policy that does not evict refuses what
+        would go over a limit."""
+        if size > maxmemory:
+            return True
+        return not cls.EVICTS and (stored >= maxsize or memory + size > maxmemory)
+
     def memory(self):
         return sum(entry_size(k, v) for k, v in self.data.items())
 
@@ -147,7 +164,7 @@ class CacheModel:
             self._sweep()
             while len(self.data) >= self.maxsize or self.memory() + size > self.maxmemory:
                 self._evict_one()
-        elif len(self.data) >= self.maxsize or self.memory() + size > self.maxmemory:
+        elif self.refuses(size, len(self.data), self.memory(), self.maxsize, self.maxmemory):
             raise OverflowError(OVERFLOW_MESSAGE)
         self.data[key] = value
         self._on_new(key, ttl)
