@@ -1221,8 +1221,7 @@ class PickleCopyMixin(CacheHarness):
 
 
 class ExplicitCapacityPickleMixin(CacheHarness):
-    """SPEC 2.11: the payload carries the capacity. Not mixed into TTL/VTTL: SPEC also says
-    their loaded table is shrunk to fit, which contradicts an explicit capacity surviving."""
+    """The payload carries the capacity, for every class (BEHAVIOUR.md §10.1, §10.3)."""
 
     def test_pickle_keeps_explicit_capacity(self):
         cache = self.make(0, {1: 1}, capacity=100)
