@@ -1,9 +1,9 @@
 """Reference models of the seven cachebox policies.
 
-Each model is a deliberately naive, pure-Python transcription of SPEC.md (sections 2-5, with
-the "Decisions" and the [R] rows applied). Models mirror the public API: a model method raises
-the exception the real method must raise (with the same arguments) and returns what it must
-return. Sizes follow SPEC 2.3: an entry costs ``key.__sizeof__() + value.__sizeof__()``.
+Each model is a deliberately naive, pure-Python transcription of the contract,
+``docs/BEHAVIOUR.md`` (§2-§10). Models mirror the public API: a model method raises the
+exception the real method must raise (with the same arguments) and returns what it must return.
+Sizes follow BEHAVIOUR.md §3.1: an entry costs ``key.__sizeof__() + value.__sizeof__()``.
 
 Clock: the TTL models keep their own clock ``now`` that the tests move forward in step with
 ``cachebox._core._advance_clock``. Expiry instants are ``(time, seq)`` pairs: ``seq`` numbers the
@@ -252,9 +252,10 @@ class CacheModel:
 
     def list_keys(self, hint_invalidates=False):
         """``list(c)``: CPython creates the iterator, then calls ``len(c)`` for a length hint.
-        Only ``VTTLCache.__len__`` changes anything (it sweeps, SPEC 5), and SPEC 2.7 lets
-        that sweep invalidate the fresh iterator (``hint_invalidates``) when it removed an
-        entry; an iterator that survives it yields what it would have yielded anyway."""
+        Only ``VTTLCache.__len__`` changes anything (it sweeps, BEHAVIOUR.md §7.3). That sweep
+        leaves iterators valid (§8.3); ``hint_invalidates`` models a fresh iterator it
+        invalidates when it removed an entry, which the state machine accepts too. An iterator
+        that survives it yields what it would have yielded anyway."""
         keys = self.keys()
         stored = len(self.data)
         self.len()
@@ -393,7 +394,7 @@ class LRUModel(_ListOrderModel):
 
 
 class _LazySortModel(CacheModel):
-    """SPEC 4.5 literally: a list ``S``, appends at the end, a dirty flag, and a stable sort by
+    """BEHAVIOUR.md §6.7 literally: a list ``S``, appends at the end, a dirty flag, and a stable sort by
     ``_sort_key`` only before popitem/eviction, iterator creation, ``nth`` lookups, removal of a
     specific key and (VTTL) sweeps."""
 
@@ -510,8 +511,9 @@ class _ExpiringMixin:
         self._sweep()
 
     def popitem(self, sweep=True):
-        """SPEC B7 [R]: expired entries are skipped (``sweep=False``) or swept (``sweep=True``);
-        both are allowed, so the tests accept whichever the real cache did."""
+        """Expired entries are never returned (BEHAVIOUR.md §5.3): they are swept first
+        (``sweep=True``, what §7.3 has ``popitem`` do) or only skipped (``sweep=False``, which
+        leaves their bytes in ``memory()``); the tests accept whichever the real cache did."""
         if sweep:
             self._sweep()
         self._settle()
@@ -578,7 +580,7 @@ class TTLModel(_ExpiringMixin, _ListOrderModel):
 
 
 class VTTLModel(_ExpiringMixin, _LazySortModel):
-    """``VTTLCache``: per-key expiry; lazily sorted by expiry, "never" last (SPEC 4.4)."""
+    """``VTTLCache``: per-key expiry; lazily sorted by expiry, "never" last (BEHAVIOUR.md §6.9)."""
 
     def __init__(self, maxsize=0, maxmemory=0):
         super().__init__(maxsize, maxmemory)

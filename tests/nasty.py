@@ -72,7 +72,7 @@ class BadBool:
 
 
 class Truthy:
-    """A non-bool ``__eq__`` result: judged by its truth value (SPEC 2.4)."""
+    """A non-bool ``__eq__`` result: judged by its truth value (BEHAVIOUR.md §4.1)."""
 
     def __init__(self, value):
         self.value = value

@@ -1,10 +1,10 @@
-"""Bad input (issue 6): every public constructor, method, decorator and key maker called with
-malformed arguments gets a Python exception of a sensible type (the SPEC's where it names one),
-never a Rust panic (``pyo3_runtime.PanicException``), a ``SystemError``, an abort or a hang, and
-the cache stays consistent afterwards (``nasty.assert_consistent``).
+"""Bad input: every public constructor, method, decorator and key maker called with malformed
+arguments gets a Python exception of a sensible type (the one BEHAVIOUR.md §15.1 names, where
+it names one), never a Rust panic (``pyo3_runtime.PanicException``), a ``SystemError``, an
+abort or a hang, and the cache stays consistent afterwards (``nasty.assert_consistent``).
 
-Every check runs in a child interpreter with a timeout (``subprocess_harness.assert_child_ok``), so an abort
-or a hang fails one test. The checks live in ``bad_input_checks.py`` (table-driven batteries
+Every check runs in a child interpreter with a timeout (``subprocess_harness.assert_child_ok``),
+so an abort or a hang fails one test. The checks live in ``bad_input_checks.py`` (table-driven batteries
 that list every problem they find) and, for the hypothesis sequences of operations with "nasty"
 arguments, below.
 

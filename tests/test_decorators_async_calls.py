@@ -151,8 +151,8 @@ def test_hit_does_not_call_the_function_at_all():
 
 
 def test_wrapper_of_any_coroutine_function_is_a_coroutine_function():
-    # 8.1: the wrapper is async whenever inspect.iscoroutinefunction(func) is true, which
-    # includes a functools.partial of a coroutine function
+    # the wrapper is async whenever inspect.iscoroutinefunction(func) is true, which
+    # includes a functools.partial of a coroutine function (BEHAVIOUR.md §13.10)
     async def compute(x):
         return x
 

@@ -141,7 +141,7 @@ def test_callback_not_called_for_ignored_calls():
 
 
 def test_callback_runs_after_the_key_lock_is_released():
-    # 8.1 step 6: the callback runs after the lock is released, so it may call the function
+    # the callback runs once no lock is held (BEHAVIOUR.md §13.4 step 6), so it may call the function
     run_isolated(
         """
         import cachebox

@@ -77,7 +77,7 @@ def test_copy_level_1_copies_exact_dict_list_set(make, level):
 
 @pytest.mark.parametrize("level", [1.5, "other"])
 def test_copy_level_any_other_value_behaves_like_1(level):
-    # SPEC 8.1: "Any other value, including the default 1" -- not only other ints
+    # any value but 0 and 2 behaves like the default 1 (BEHAVIOUR.md §13.5), not only other ints
     @cached(LRUCache(0), copy_level=level)
     def func(x):
         return [x] if x else DictSub(a=1)

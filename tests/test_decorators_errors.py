@@ -156,7 +156,7 @@ def test_func_exception_propagates_and_is_not_cached():
             else:
                 raise AssertionError("no error")
         assert calls == [1, 1, 1]          # exceptions are never cached
-        assert events == []                # R14: no callback when func raises
+        assert events == []                # no callback when func raises
         assert func.cache_info() == (0, 0, func.cache.maxsize, 0, 0)
         assert len(func.cache) == 0
         """

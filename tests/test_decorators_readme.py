@@ -19,7 +19,7 @@ from cachebox import (
 
 
 def test_readme_factorial_is_120():
-    # R1: the README asserts 125; 5! is 120
+    # the README asserts 125; 5! is 120
     @cached(FIFOCache(maxsize=128))
     def factorial(number: int) -> int:
         fact = 1
@@ -44,7 +44,7 @@ def test_readme_sum_as_string():
 
 
 def test_readme_cache_clear_not_clear_cache():
-    # R2: the method is cache_clear; clear_cache does not exist
+    # the method is cache_clear; clear_cache does not exist (BEHAVIOUR.md §13.7)
     @cached(LRUCache(0))
     def func(a):
         return a
@@ -54,7 +54,7 @@ def test_readme_cache_clear_not_clear_cache():
 
 
 def test_readme_cache_info_repr_memory_zero():
-    # R4: memory=0 for an empty cache, not 8
+    # memory=0 for an empty cache, not 8 (BEHAVIOUR.md §13.7)
     @cached(LRUCache(0))
     def sum_as_string(a, b):
         return str(a + b)
@@ -111,7 +111,7 @@ def test_readme_is_cached_example():
 
 
 def test_readme_cachedmethod_example():
-    # R11: the README calls c.my_method() without the required argument
+    # the README calls c.my_method() without the required argument (BEHAVIOUR.md §13.8)
     calls = []
 
     class MyClass:

@@ -278,7 +278,7 @@ def test_cachedmethod_accepts_none_and_dict():
 
 
 def test_cachedmethod_emits_no_deprecation_warning():
-    # Decision 3
+    # cachedmethod is first-class: no DeprecationWarning (BEHAVIOUR.md §13.8)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         deco = cachedmethod(LRUCache(0))

@@ -1,4 +1,4 @@
-"""Every capability mixin applied to each of the seven cache classes (SPEC section 2)."""
+"""Every capability mixin applied to each of the seven cache classes (BEHAVIOUR.md §2-§10)."""
 
 import pytest
 

@@ -1,5 +1,5 @@
 # ruff: noqa: B023 (every lambda below is called before its loop moves on)
-"""Fuzz harness over cachebox's Python API (issue 6).
+"""Fuzz harness over cachebox's Python API: no input may crash it (BEHAVIOUR.md §15).
 
 Each input is decoded into a cache (one of the seven classes, with fuzzed limits), a ``cached``
 wrapper and a ``Frozen`` view over it, then a sequence of up to 64 operations with fuzzed keys,
