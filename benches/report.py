@@ -217,7 +217,7 @@ def ratio_tables(data: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# the targets of issue 5 (../shared/docs/PERFORMANCE.md)
+# the performance targets the benchmarks are held to
 
 
 def _worst(pairs: list[tuple[str, float | None]]) -> tuple[float | None, str, int]:
@@ -356,7 +356,7 @@ def spread(data: dict[str, Any]) -> str:
 
 def targets_table(data: dict[str, Any]) -> list[str]:
     rows = data.get("targets") or targets(data)
-    out = ["### Targets (issue 5)", "", "| # | target | measured | |", "|---|---|---|---|"]
+    out = ["### Targets", "", "| # | target | measured | |", "|---|---|---|---|"]
     for t in rows:
         verdict = {True: "pass", False: "**FAIL**", None: "n/a"}[t["ok"]]
         out.append(f"| {t['id']} | {t['target']} | {t['measured']} | {verdict} |")

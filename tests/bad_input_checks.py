@@ -1,6 +1,7 @@
 # ruff: noqa: B023 (every lambda below is called before its loop moves on)
-"""The checks behind ``test_bad_input.py``, run in child interpreters (``models.run_child``) so
-that an abort or a hang fails one test instead of the whole run.
+"""The checks behind ``test_bad_input.py``, run in child interpreters
+(``subprocess_harness.assert_child_ok``) so that an abort or a hang fails one test instead of
+the whole run.
 
 Each ``battery_*`` function calls cachebox with malformed arguments, collects every problem it
 finds (a wrong exception type, a panic, a ``SystemError``, a wrong result, an inconsistent cache
@@ -31,6 +32,7 @@ from cachebox import (
 )
 
 try:
+    from .cache_helpers import make_cache
     from .nasty import (
         COLLIDING_HASH,
         TARGET,
@@ -40,10 +42,10 @@ try:
         describe,
         disarmed,
         is_forbidden,
-        make_cache,
         print_problems,
     )
 except ImportError:
+    from cache_helpers import make_cache
     from nasty import (
         COLLIDING_HASH,
         TARGET,
@@ -53,7 +55,6 @@ except ImportError:
         describe,
         disarmed,
         is_forbidden,
-        make_cache,
         print_problems,
     )
 
@@ -171,14 +172,14 @@ class Real:
         return self.value
 
 
-#: Not integers at all: ``TypeError`` wherever an int is taken (SPEC 2.2).
+#: Not integers at all: ``TypeError`` wherever an int is taken (BEHAVIOUR.md §2.2).
 NOT_INTS = (NAN, INF, -INF, 1.5, 0.0, "3", None, b"1", [], (), object(), 1j, Real(3.0))
 NEGATIVE_INTS = (-1, -(2**63), -(2**64), -(10**100), Index(-5))
 HUGE_INTS = (2**64, 10**100)
 
 
 def _check_limit_argument(ck, name, arg):
-    """``maxsize``, ``capacity`` and ``maxmemory`` as SPEC 2.2 says."""
+    """``maxsize``, ``capacity`` and ``maxmemory`` as BEHAVIOUR.md §2.2 says."""
 
     def build(value):
         if arg == "maxsize":
@@ -197,7 +198,7 @@ def _check_limit_argument(ck, name, arg):
         if r:
             ck.consistent(f"{name}({arg}={value!r})", r[1])
     if arg == "capacity":
-        # SPEC 2.2: "An allocation that cannot be satisfied raises MemoryError."
+        # An allocation that cannot be satisfied raises MemoryError (BEHAVIOUR.md §2.2).
         for value in (2**40, 2**62, sys.maxsize):
             ck.raises(f"{name}(capacity={value!r}) with maxsize=0", MemoryError, build(value))
         # Beyond sys.maxsize the number itself is out of range: OverflowError is as sensible.
@@ -241,7 +242,7 @@ def _check_reinit(ck, name):
 
 TTL_OK = 3600.0
 
-#: TTL values that must be refused with ValueError (SPEC 2.2, B10): non-finite, zero or
+#: TTL values that must be refused with ValueError (BEHAVIOUR.md §2.4): non-finite, zero or
 #: negative, and beyond what the clock can hold.
 BAD_TTL_VALUE = (
     NAN,
@@ -316,7 +317,7 @@ def _check_index_argument(ck, label, call, n_items, empty_default):
 
 
 def battery_numbers(name):
-    """Every numeric argument of class ``name`` (SPEC 2.2)."""
+    """Every numeric argument of class ``name`` (BEHAVIOUR.md §2.2, §2.4)."""
     ck = Checker()
     for arg in ("maxsize", "capacity", "maxmemory"):
         _check_limit_argument(ck, name, arg)
@@ -461,8 +462,8 @@ KEY_CASES = (
     ),
     ("__eq__ calls gc.collect()", lambda: Nasty(1, eq_mode="gc"), "absent"),
     ("NaN", lambda: float("nan"), "absent"),
-    # Equal to the stored 7 but of another size: the stored key is kept (SPEC 2.4), so the
-    # entry must be charged 7's size, not 7.0's (SPEC 2.3).
+    # Equal to the stored 7 but of another size: the stored key is kept (BEHAVIOUR.md §4.1),
+    # so the entry must be charged 7's size, not 7.0's (§3.1).
     ("7.0 (equal to the stored 7, another __sizeof__)", lambda: 7.0, "found"),
 )
 HASH_FAILS = 9
@@ -470,7 +471,7 @@ HASH_FAILS = 9
 
 def battery_keys(name):
     """Every method that takes a key, with every kind of bad key, against a cache holding the
-    colliding key ``7`` (so ``__eq__`` runs). SPEC 2.4 and Decision 8."""
+    colliding key ``7`` (so ``__eq__`` runs). BEHAVIOUR.md §4.1, §4.2 and §14.3."""
     ck = Checker()
     methods = _key_methods(name)
     for case, make_key_, behaviour in KEY_CASES:
@@ -521,7 +522,7 @@ SIZE_CASES = (
 
 
 def battery_sizes(name):
-    """Keys and values whose ``__sizeof__`` misbehaves (SPEC 2.3): the error propagates and the
+    """Keys and values whose ``__sizeof__`` misbehaves (BEHAVIOUR.md §3.1): the error propagates and the
     cache is left unchanged; huge and odd-but-valid sizes are accounted exactly."""
     ck = Checker()
     writes = {
@@ -609,8 +610,8 @@ def _good_state(name):
 
 
 def _malformed_states(name):
-    """(label, state) pairs that no ``__getstate__`` produces (SPEC 2.11: ValueError or
-    TypeError for every one of them)."""
+    """(label, state) pairs that no ``__getstate__`` produces (``ValueError`` or ``TypeError``
+    for every one of them: BEHAVIOUR.md §10.3)."""
     good = _good_state(name)
     maxsize, maxmemory, capacity, items, ttl, attrs = good
     expiring = name in ("TTLCache", "VTTLCache")
@@ -694,7 +695,7 @@ def _malformed_extra(name):
 
 
 def battery_setstate(name):
-    """Malformed ``__setstate__`` states: ``ValueError``/``TypeError`` (SPEC 2.11), on a blank
+    """Malformed ``__setstate__`` states: ``ValueError``/``TypeError`` (BEHAVIOUR.md §10.3), on a blank
     instance (left unconfigured) and on a live cache (left unchanged)."""
     ck = Checker()
     cls = getattr(cachebox, name)
@@ -1102,7 +1103,7 @@ def _plain(*args, **kwargs):
 
 def battery_decorators():
     """``cached``/``cachedmethod``/``is_cached``, the wrappers, ``cache_info``, ``cache_clear``
-    with malformed arguments (SPEC 8). After each failure the wrapper still works and its
+    with malformed arguments (BEHAVIOUR.md §13). After each failure the wrapper still works and its
     cache is consistent."""
     import asyncio
 
@@ -1352,8 +1353,8 @@ class _BadMapping(collections.abc.Mapping):
 
 
 def battery_iterables(name):
-    """``update``/constructor iterables that are malformed (SPEC 2.2): the right error, pairs
-    before the bad one kept (update is not atomic), and a consistent cache."""
+    """``update``/constructor iterables that are malformed (BEHAVIOUR.md §2.3): the right error,
+    pairs before the bad one kept (update is not atomic: §15.2), and a consistent cache."""
     ck = Checker()
 
     class ItemsRaises:

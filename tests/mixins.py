@@ -1,4 +1,4 @@
-"""Capability mixins shared by every cache class (SPEC sections 2, 9 and 10).
+"""Capability mixins shared by every cache class (BEHAVIOUR.md §2-§10 and §14).
 
 Each mixin is a set of test methods written against ``self.CACHE`` and the helpers of
 :class:`CacheHarness`. ``tests/test_impls.py`` combines them into one ``Test<Class>`` per
@@ -17,8 +17,9 @@ import threading
 import weakref
 
 import pytest
+from cache_helpers import hashbrown_capacity, outcome
 from hypothesis import HealthCheck, given, settings, strategies as st
-from models import hashbrown_capacity
+from models import MODELS
 
 import cachebox
 
@@ -159,7 +160,7 @@ def subclass_of(cls):
 
 
 def growth_capacity(length):
-    """SPEC 2.3: capacity after growing one insert at a time (3 -> 7 -> 14 -> 28 ...)."""
+    """Capacity after growing one insert at a time (3 -> 7 -> 14 -> 28 ...: BEHAVIOUR.md §3.5)."""
     capacity = 0
     for step in itertools.chain((3, 7), (14 * 2**i for i in itertools.count())):
         capacity = step
@@ -282,7 +283,7 @@ class CacheHarness:
 
 
 # ---------------------------------------------------------------------------------------
-# 2.1 / 2.2 construction and argument validation
+# construction and argument validation (BEHAVIOUR.md §2)
 # ---------------------------------------------------------------------------------------
 
 
@@ -399,7 +400,7 @@ class ConstructionMixin(CacheHarness):
 
 
 # ---------------------------------------------------------------------------------------
-# 2.3 size limits, memory accounting and capacity
+# size limits, memory accounting and capacity (BEHAVIOUR.md §3)
 # ---------------------------------------------------------------------------------------
 
 
@@ -598,7 +599,7 @@ class SizeMixin(CacheHarness):
 
 
 # ---------------------------------------------------------------------------------------
-# 2.4 keys: hashing, equality, error propagation
+# keys: hashing, equality, error propagation (BEHAVIOUR.md §4)
 # ---------------------------------------------------------------------------------------
 
 
@@ -676,7 +677,7 @@ class KeysMixin(CacheHarness):
 
 
 # ---------------------------------------------------------------------------------------
-# 2.5 methods common to all classes
+# methods common to all classes (BEHAVIOUR.md §5)
 # ---------------------------------------------------------------------------------------
 
 
@@ -850,7 +851,7 @@ class MethodsMixin(CacheHarness):
 
 
 # ---------------------------------------------------------------------------------------
-# 2.7 iteration, views and invalidation
+# iteration, views and invalidation (BEHAVIOUR.md §8)
 # ---------------------------------------------------------------------------------------
 
 
@@ -963,12 +964,12 @@ class IterationMixin(CacheHarness):
 
 
 # ---------------------------------------------------------------------------------------
-# 2.8 equality, ordering, hashing
+# equality, ordering, hashing (BEHAVIOUR.md §9.1, §9.2)
 # ---------------------------------------------------------------------------------------
 
 
 def check_equality(a, b, expected):
-    """``a == b`` is ``expected`` and ``a != b`` is its negation (SPEC 2.8, B6)."""
+    """``a == b`` is ``expected`` and ``a != b`` is its negation (BEHAVIOUR.md §9.1)."""
     assert operator.eq(a, b) is expected
     assert operator.ne(a, b) is (not expected)
 
@@ -1046,7 +1047,7 @@ class EqualityMixin(CacheHarness):
 
 
 # ---------------------------------------------------------------------------------------
-# 2.9 repr / str and 2.10 __sizeof__
+# repr / str (BEHAVIOUR.md §9.3) and __sizeof__ (§3.6)
 # ---------------------------------------------------------------------------------------
 
 
@@ -1116,7 +1117,7 @@ class SizeofMixin(CacheHarness):
 
 
 # ---------------------------------------------------------------------------------------
-# 2.11 pickle, copy, deepcopy
+# pickle, copy, deepcopy (BEHAVIOUR.md §10)
 # ---------------------------------------------------------------------------------------
 
 
@@ -1199,7 +1200,7 @@ class PickleCopyMixin(CacheHarness):
         assert shared == {"shared": [1]}
 
     def test_malformed_state_is_rejected(self):
-        # SPEC 2.11 [R]: any malformed state (duplicate keys included) is a ValueError or TypeError
+        # any malformed state (duplicate keys included) is a ValueError or TypeError (BEHAVIOUR.md §10.3)
         reconstruct, args, state = self.make(5, {1: "a", 2: "b"}).__reduce_ex__(2)[:3]
         malformed = [None, 1, "state", (), (1, 2), [1, 2, 3], {"a": 1}]
         for index, part in enumerate(state if isinstance(state, tuple) else ()):
@@ -1220,8 +1221,7 @@ class PickleCopyMixin(CacheHarness):
 
 
 class ExplicitCapacityPickleMixin(CacheHarness):
-    """SPEC 2.11: the payload carries the capacity. Not mixed into TTL/VTTL: SPEC also says
-    their loaded table is shrunk to fit, which contradicts an explicit capacity surviving."""
+    """The payload carries the capacity, for every class (BEHAVIOUR.md §10.1, §10.3)."""
 
     def test_pickle_keeps_explicit_capacity(self):
         cache = self.make(0, {1: 1}, capacity=100)
@@ -1230,12 +1230,12 @@ class ExplicitCapacityPickleMixin(CacheHarness):
 
 
 # ---------------------------------------------------------------------------------------
-# 9 / B13: reentrancy and threads
+# re-entrancy and threads (BEHAVIOUR.md §5.2, §14)
 # ---------------------------------------------------------------------------------------
 
 
 class ReentrancyMixin(CacheHarness):
-    # Decision 8: re-entry while the cache is locked raises RuntimeError, never hangs.
+    # Re-entry while the cache is locked raises RuntimeError, never hangs (BEHAVIOUR.md §14.3).
     # An implementation that runs the callout without holding the lock may succeed instead.
 
     def test_eq_reentering_the_cache_never_hangs(self):
@@ -1339,7 +1339,8 @@ class ReentrancyMixin(CacheHarness):
 
 
 # ---------------------------------------------------------------------------------------
-# Model-based check: with no limits every class behaves like a dict
+# Model-based check: with no limits every class follows its reference model (models.py), which
+# then behaves like a dict that keeps the policy's order
 # ---------------------------------------------------------------------------------------
 
 _OPERATIONS = st.lists(
@@ -1361,21 +1362,19 @@ class ModelMixin(CacheHarness):
     )
     @given(_OPERATIONS)
     def test_behaves_like_a_dict(self, operations):
-        cache, model = self.make(0), {}
+        cache = self.make(0)
+        model_class = MODELS[self.CACHE.__name__]
+        model = model_class(0) if self.TTL is None else model_class(0, self.TTL)
         for name, key, value in operations:
             if name == "set":
                 cache[key] = value
-                model[key] = value
+                model.setitem(key, value)
             elif name == "insert":
-                assert cache.insert(key, value) == model.get(key)
-                model[key] = value
+                assert cache.insert(key, value) == model.insert(key, value)
             elif name == "del":
-                if key in model:
-                    del cache[key]
-                    del model[key]
-                else:
-                    with pytest.raises(KeyError):
-                        del cache[key]
+                # both delete the key, or both raise KeyError(key)
+                deleted = outcome(lambda: cache.__delitem__(key))  # noqa: B023 (called right here)
+                assert deleted == outcome(lambda: model.delitem(key))  # noqa: B023
             elif name == "pop":
                 assert cache.pop(key, "d") == model.pop(key, "d")
             elif name == "get":
@@ -1385,9 +1384,12 @@ class ModelMixin(CacheHarness):
             else:
                 cache.update({key: value, key + 100: value})
                 model.update({key: value, key + 100: value})
-            assert len(cache) == len(model)
-        assert dict(cache.items()) == model
-        assert cache.memory() == sum(k.__sizeof__() + v.__sizeof__() for k, v in model.items())
+            assert len(cache) == model.len()
+        if self.ORDERED:
+            assert list(cache.items()) == model.items()
+        else:
+            assert sorted(cache.items()) == sorted(model.items())
+        assert cache.memory() == model.memory()
         assert cache.capacity() >= len(cache)
 
 

@@ -1,9 +1,9 @@
-"""Reference models of the seven cachebox policies, plus helpers shared by the reliability tests.
+"""Reference models of the seven cachebox policies.
 
-Each model is a deliberately naive, pure-Python transcription of SPEC.md (sections 2-5, with
-the "Decisions" and the [R] rows applied). Models mirror the public API: a model method raises
-the exception the real method must raise (with the same arguments) and returns what it must
-return. Sizes follow SPEC 2.3: an entry costs ``key.__sizeof__() + value.__sizeof__()``.
+Each model is a deliberately naive, pure-Python transcription of the contract,
+``docs/BEHAVIOUR.md`` (§2-§10). Models mirror the public API: a model method raises the
+exception the real method must raise (with the same arguments) and returns what it must return.
+Sizes follow BEHAVIOUR.md §3.1: an entry costs ``key.__sizeof__() + value.__sizeof__()``.
 
 Clock: the TTL models keep their own clock ``now`` that the tests move forward in step with
 ``cachebox._core._advance_clock``. Expiry instants are ``(time, seq)`` pairs: ``seq`` numbers the
@@ -14,63 +14,30 @@ Random replacement: the model cannot know which entries the real cache picked, s
 ``RRModel.explore`` searches the sequences of picks for one under which the model returns what
 the real cache returned and ends with the same contents.
 
-The second half of the file holds helpers shared by the reliability tests (building a cache by
-class name, running a test function in a child interpreter with a timeout).
+These are the only policy models on the Python side: the state machines (``test_stateful.py``),
+the replays of ``test_policies.py``, the unlimited-cache check of every class
+(``mixins.ModelMixin``) and the consistency check of the bad-input and fuzz tests
+(``nasty.assert_consistent``, for which inserts a policy refuses: :meth:`CacheModel.refuses`)
+all use them. The Rust fuzz target over the store (``tests/fuzz/rust``) has a model of its own,
+in Rust, below the Python API.
+
+The helpers that are not models (class names, entry sizes, capacities, outcomes) are in
+``cache_helpers.py``; running code in a child interpreter is ``subprocess_harness.py``'s.
 """
 
-import os
-import subprocess
 import sys
 
-OVERFLOW_MESSAGE = "The cache has reached the bound"
-
-CLASS_NAMES = ("Cache", "FIFOCache", "RRCache", "LRUCache", "LFUCache", "TTLCache", "VTTLCache")
-
-#: The global TTL used by :func:`make_cache` for ``TTLCache`` (long enough never to run out).
-HELPER_TTL = 3600.0
+try:
+    from .cache_helpers import OVERFLOW_MESSAGE, entry_size, outcome
+except ImportError:
+    from cache_helpers import OVERFLOW_MESSAGE, entry_size, outcome
 
 
-def entry_size(key, value):
-    """What one stored entry is charged (SPEC 2.3)."""
-    return key.__sizeof__() + value.__sizeof__()
-
-
-def resolve_index(n, length):
+def _resolve_index(n, length):
     """Python-style index ``n`` into a sequence of ``length`` items, or None when out of range."""
     if n < 0:
         n += length
     return n if 0 <= n < length else None
-
-
-def outcome(fn):
-    """``("ok", fn())``, or ``("raise", exception type, exception args)`` if ``fn`` raised.
-    ``AssertionError`` (a failed check, not an API result) propagates."""
-    try:
-        return ("ok", fn())
-    except AssertionError:
-        raise
-    except Exception as e:  # noqa: BLE001 (any API error is a result to compare)
-        return ("raise", type(e), e.args)
-    except BaseException as e:
-        # pyo3 turns a Rust panic into PanicException, a BaseException that hypothesis would
-        # not shrink: report it as the failed check it is.
-        if type(e).__name__ == "PanicException":
-            raise AssertionError(f"native code panicked: {e}") from e
-        raise
-
-
-def hashbrown_capacity(n):
-    """The capacity hashbrown reports for a table sized for ``n`` entries (SPEC 2.3)."""
-    if n == 0:
-        return 0
-    if n < 4:
-        return 3
-    if n < 8:
-        return 7
-    buckets = 1
-    while buckets < n * 8 // 7:
-        buckets *= 2
-    return buckets // 8 * 7
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,10 +118,20 @@ class CacheModel:
     def _nth_live(self, n):
         """The live key at index ``n`` of the policy order, or None."""
         keys = self._live_keys()
-        i = resolve_index(n, len(keys))
+        i = _resolve_index(n, len(keys))
         return None if i is None else keys[i]
 
     # ---- the public API ----
+
+    @classmethod
+    def refuses(cls, size, stored, memory, maxsize, maxmemory):
+        """Whether inserting a new key whose entry costs ``size`` raises ``OverflowError`` in a
+        cache of this policy holding ``stored`` entries that cost ``memory`` together: an entry
+        bigger than ``maxmemory`` never fits, and a policy that does not evict refuses what
+        would go over a limit."""
+        if size > maxmemory:
+            return True
+        return not cls.EVICTS and (stored >= maxsize or memory + size > maxmemory)
 
     def memory(self):
         return sum(entry_size(k, v) for k, v in self.data.items())
@@ -187,7 +164,7 @@ class CacheModel:
             self._sweep()
             while len(self.data) >= self.maxsize or self.memory() + size > self.maxmemory:
                 self._evict_one()
-        elif len(self.data) >= self.maxsize or self.memory() + size > self.maxmemory:
+        elif self.refuses(size, len(self.data), self.memory(), self.maxsize, self.maxmemory):
             raise OverflowError(OVERFLOW_MESSAGE)
         self.data[key] = value
         self._on_new(key, ttl)
@@ -275,9 +252,10 @@ class CacheModel:
 
     def list_keys(self, hint_invalidates=False):
         """``list(c)``: CPython creates the iterator, then calls ``len(c)`` for a length hint.
-        Only ``VTTLCache.__len__`` changes anything (it sweeps, SPEC 5), and SPEC 2.7 lets
-        that sweep invalidate the fresh iterator (``hint_invalidates``) when it removed an
-        entry; an iterator that survives it yields what it would have yielded anyway."""
+        Only ``VTTLCache.__len__`` changes anything (it sweeps, BEHAVIOUR.md §7.3). That sweep
+        leaves iterators valid (§8.3); ``hint_invalidates`` models a fresh iterator it
+        invalidates when it removed an entry, which the state machine accepts too. An iterator
+        that survives it yields what it would have yielded anyway."""
         keys = self.keys()
         stored = len(self.data)
         self.len()
@@ -416,7 +394,7 @@ class LRUModel(_ListOrderModel):
 
 
 class _LazySortModel(CacheModel):
-    """SPEC 4.5 literally: a list ``S``, appends at the end, a dirty flag, and a stable sort by
+    """BEHAVIOUR.md §6.7 literally: a list ``S``, appends at the end, a dirty flag, and a stable sort by
     ``_sort_key`` only before popitem/eviction, iterator creation, ``nth`` lookups, removal of a
     specific key and (VTTL) sweeps."""
 
@@ -533,8 +511,9 @@ class _ExpiringMixin:
         self._sweep()
 
     def popitem(self, sweep=True):
-        """SPEC B7 [R]: expired entries are skipped (``sweep=False``) or swept (``sweep=True``);
-        both are allowed, so the tests accept whichever the real cache did."""
+        """Expired entries are never returned (BEHAVIOUR.md §5.3): they are swept first
+        (``sweep=True``, what §7.3 has ``popitem`` do) or only skipped (``sweep=False``, which
+        leaves their bytes in ``memory()``); the tests accept whichever the real cache did."""
         if sweep:
             self._sweep()
         self._settle()
@@ -601,7 +580,7 @@ class TTLModel(_ExpiringMixin, _ListOrderModel):
 
 
 class VTTLModel(_ExpiringMixin, _LazySortModel):
-    """``VTTLCache``: per-key expiry; lazily sorted by expiry, "never" last (SPEC 4.4)."""
+    """``VTTLCache``: per-key expiry; lazily sorted by expiry, "never" last (BEHAVIOUR.md §6.9)."""
 
     def __init__(self, maxsize=0, maxmemory=0):
         super().__init__(maxsize, maxmemory)
@@ -645,62 +624,3 @@ MODELS = {
     "TTLCache": TTLModel,
     "VTTLCache": VTTLModel,
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers for the tests (not part of the models)
-# --------------------------------------------------------------------------------------------
-
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-
-#: Seconds a child interpreter may run before it counts as hung. Generous: it only catches a
-#: hang or a deadlock, and a loaded machine runs a child many times slower than a quiet one.
-HANG_TIMEOUT = 120
-
-
-def make_cache(name, maxsize=0, cls=None, **kwargs):
-    """An instance of cachebox class ``name``, or of ``cls`` (a subclass of it). ``TTLCache``
-    gets the global TTL :data:`HELPER_TTL`."""
-    import cachebox
-
-    cls = cls or getattr(cachebox, name)
-    if name == "TTLCache":
-        return cls(maxsize, HELPER_TTL, **kwargs)
-    return cls(maxsize, **kwargs)
-
-
-def run_child(module, function, *args, timeout=HANG_TIMEOUT):
-    """Runs ``module.function(*args)`` (a module of this directory) in a fresh interpreter,
-    so that a hang or a crash fails one test instead of stalling or killing the run.
-    Returns ``(returncode, stdout, stderr)``; a timeout gives return code ``"timeout"``."""
-    code = (
-        f"import sys; sys.path.insert(0, {TESTS_DIR!r})\n"
-        f"import {module}\n"
-        f"{module}.{function}(*{args!r})\n"
-        "print('OK')\n"
-    )
-    env = dict(os.environ, RUST_BACKTRACE="0")  # keep panic reports short
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", code],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            cwd=TESTS_DIR,
-        )
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        return "timeout", out, f"did not finish within {timeout} s (hang or deadlock)"
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def assert_child_ok(module, function, *args, timeout=HANG_TIMEOUT):
-    """:func:`run_child`, asserting a clean exit (status 0, ``OK`` printed last, nothing on
-    stderr). Returns the lines the function printed before ``OK``."""
-    rc, out, err = run_child(module, function, *args, timeout=timeout)
-    lines = out.strip().splitlines()
-    ok = rc == 0 and lines and lines[-1] == "OK" and not err.strip()
-    assert ok, f"{module}.{function}{args!r}: exit={rc}\nstdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}"
-    return lines[:-1]

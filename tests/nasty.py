@@ -1,8 +1,9 @@
 """Misbehaving objects, the consistency check and the operation runner shared by the bad-input
 tests (``test_bad_input.py``) and the Python fuzz harness (``fuzz/fuzz_api.py``).
 
-This module imports nothing but the standard library and cachebox, so a child interpreter
-(``models.run_child``) starts fast.
+This module imports nothing but the standard library, cachebox and the pure-Python helpers and
+models of this directory, so a child interpreter (``subprocess_harness.assert_child_ok``) starts
+fast.
 
 ``Nasty`` objects misbehave in one of their ``__hash__``, ``__eq__`` or ``__sizeof__`` only while
 the module switch :data:`ARMED` is on. :func:`disarmed` turns it off, and the object then behaves
@@ -18,16 +19,17 @@ import sys
 
 import cachebox
 
-CLASS_NAMES = ("Cache", "FIFOCache", "RRCache", "LRUCache", "LFUCache", "TTLCache", "VTTLCache")
+try:
+    from .cache_helpers import entry_size
+    from .models import MODELS
+except ImportError:
+    from cache_helpers import entry_size
+    from models import MODELS
 
 #: Exception types no cachebox call may ever raise: a pyo3 panic surfaces as
 #: ``pyo3_runtime.PanicException`` (a ``BaseException``), an interpreter-level misuse as
 #: ``SystemError``.
 FORBIDDEN_NAMES = ("PanicException", "SystemError")
-
-#: The ``maxsize`` of caches under test is large enough for every op sequence, but small
-#: enough that eviction happens.
-TTL = 3600.0
 
 
 class NastyError(Exception):
@@ -70,7 +72,7 @@ class BadBool:
 
 
 class Truthy:
-    """A non-bool ``__eq__`` result: judged by its truth value (SPEC 2.4)."""
+    """A non-bool ``__eq__`` result: judged by its truth value (BEHAVIOUR.md §4.1)."""
 
     def __init__(self, value):
         self.value = value
@@ -195,18 +197,13 @@ class Nasty:
         return 48
 
 
-def make_cache(name, maxsize=0, **kwargs):
-    cls = getattr(cachebox, name)
-    if name == "TTLCache":
-        return cls(maxsize, TTL, **kwargs)
-    return cls(maxsize, **kwargs)
-
-
-def charge(obj):
-    """What one object adds to ``memory()`` (SPEC 2.3)."""
-    if isinstance(obj, type):
-        return obj.__sizeof__(obj)
-    return obj.__sizeof__()
+def policy_model(cache):
+    """The reference model (``models.py``) of the cachebox class that ``cache`` is, or is a
+    subclass of."""
+    for cls in type(cache).__mro__:
+        if cls.__name__ in MODELS and getattr(cachebox, cls.__name__, None) is cls:
+            return MODELS[cls.__name__]
+    raise AssertionError(f"{type(cache).__name__} is no cachebox cache")
 
 
 _MISSING = object()
@@ -244,7 +241,7 @@ def assert_consistent(cache, probe=True):
             assert k in cache, f"iterated key {k!r} is not found"
             got = cache.get(k, _MISSING)
             assert got is v, f"key {k!r} maps to {got!r}, iteration said {v!r}"
-        expected = sum(charge(k) + charge(v) for k, v in items)
+        expected = sum(entry_size(k, v) for k, v in items)
         memory = cache.memory()
         assert memory == expected, f"memory() is {memory} but the live items add up to {expected}"
         assert n <= cache.maxsize, f"len {n} over maxsize {cache.maxsize}"
@@ -253,9 +250,8 @@ def assert_consistent(cache, probe=True):
         assert cache.is_empty() == (n == 0) and bool(cache) == (n > 0), "is_empty()/bool() disagree with len"
         if not probe:
             return
-        size = charge(_PROBE_KEY) + charge(_PROBE_VALUE)
-        full = n >= cache.maxsize or memory + size > cache.maxmemory
-        must_fail = size > cache.maxmemory or (type(cache).__name__ == "Cache" and full)
+        size = entry_size(_PROBE_KEY, _PROBE_VALUE)
+        must_fail = policy_model(cache).refuses(size, n, memory, cache.maxsize, cache.maxmemory)
         try:
             cache[_PROBE_KEY] = _PROBE_VALUE
         except OverflowError:
@@ -275,7 +271,7 @@ def assert_consistent(cache, probe=True):
         assert _PROBE_KEY not in cache, "a deleted key is still found"
         assert len(cache) == after - 1, "del did not remove exactly one entry"
         rest = list(cache.items())
-        expected = sum(charge(k) + charge(v) for k, v in rest)
+        expected = sum(entry_size(k, v) for k, v in rest)
         assert cache.memory() == expected, (
             f"memory() is {cache.memory()} after the probe, items add up to {expected}"
         )

@@ -1,10 +1,10 @@
-"""Bad input (issue 6): every public constructor, method, decorator and key maker called with
-malformed arguments gets a Python exception of a sensible type (the SPEC's where it names one),
-never a Rust panic (``pyo3_runtime.PanicException``), a ``SystemError``, an abort or a hang, and
-the cache stays consistent afterwards (``nasty.assert_consistent``).
+"""Bad input: every public constructor, method, decorator and key maker called with malformed
+arguments gets a Python exception of a sensible type (the one BEHAVIOUR.md §15.1 names, where
+it names one), never a Rust panic (``pyo3_runtime.PanicException``), a ``SystemError``, an
+abort or a hang, and the cache stays consistent afterwards (``nasty.assert_consistent``).
 
-Every check runs in a child interpreter with a timeout (``models.assert_child_ok``), so an abort
-or a hang fails one test. The checks live in ``bad_input_checks.py`` (table-driven batteries
+Every check runs in a child interpreter with a timeout (``subprocess_harness.assert_child_ok``),
+so an abort or a hang fails one test. The checks live in ``bad_input_checks.py`` (table-driven batteries
 that list every problem they find) and, for the hypothesis sequences of operations with "nasty"
 arguments, below.
 
@@ -28,9 +28,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 try:
-    from .models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok
+    from .cache_helpers import CLASS_NAMES, make_cache
+    from .subprocess_harness import HANG_TIMEOUT, assert_child_ok
 except ImportError:
-    from models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok
+    from cache_helpers import CLASS_NAMES, make_cache
+    from subprocess_harness import HANG_TIMEOUT, assert_child_ok
 
 
 def run_battery(function, *args):
@@ -168,7 +170,7 @@ def run_nasty_sequences(name, examples):
         ),
     )
     def sequences(maxsize, maxmemory, ops):
-        cache = nasty.make_cache(name, maxsize, maxmemory=maxmemory)
+        cache = make_cache(name, maxsize, maxmemory=maxmemory)
         wrapper = cachebox.cached(cache)(lambda *args: args)
         nasty.TARGET[0] = cache
         try:

@@ -1,7 +1,7 @@
 """Garbage collection and leak tests: reference cycles through caches are collected, removed
 keys and values are released, and long churn keeps the process size flat.
 
-Every scenario runs in a child interpreter (``models.assert_child_ok``): a traversal that
+Every scenario runs in a child interpreter (``subprocess_harness.assert_child_ok``): a traversal that
 deadlocks fails one test after a timeout, and RSS is measured in a clean process.
 """
 
@@ -17,9 +17,11 @@ import pytest
 import cachebox
 
 try:
-    from .models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok, entry_size, make_cache
+    from .cache_helpers import CLASS_NAMES, entry_size, make_cache
+    from .subprocess_harness import HANG_TIMEOUT, assert_child_ok
 except ImportError:
-    from models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok, entry_size, make_cache
+    from cache_helpers import CLASS_NAMES, entry_size, make_cache
+    from subprocess_harness import HANG_TIMEOUT, assert_child_ok
 
 
 class Sentinel:

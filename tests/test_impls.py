@@ -1,4 +1,4 @@
-"""Every capability mixin applied to each of the seven cache classes (SPEC section 2)."""
+"""Every capability mixin applied to each of the seven cache classes (BEHAVIOUR.md §2-§10)."""
 
 import pytest
 
@@ -51,7 +51,7 @@ class TestLFUCache(ExplicitCapacityPickleMixin, AllMixins):
         assert len(cache) == 0
 
 
-class TestTTLCache(AllMixins):
+class TestTTLCache(ExplicitCapacityPickleMixin, AllMixins):
     CACHE = cachebox.TTLCache
     TTL = 3600.0
     UPDATE_INVALIDATES = True
@@ -60,7 +60,7 @@ class TestTTLCache(AllMixins):
     KEY_REMOVERS = ("pop_with_expire",)
 
 
-class TestVTTLCache(AllMixins):
+class TestVTTLCache(ExplicitCapacityPickleMixin, AllMixins):
     CACHE = cachebox.VTTLCache
     FULL_POSITIONAL = (0, None, None)
     KEY_READERS = ("get_with_expire",)

@@ -1,4 +1,4 @@
-"""Key builders (SPEC section 7) and how the decorators call them (SPEC 8.1 step 3, R13)."""
+"""Key builders (BEHAVIOUR.md §12) and how the decorators call them (§13.1, §13.4 step 3)."""
 
 import pytest
 
@@ -118,7 +118,7 @@ def test_make_key_falsy_fasttype_disables_fast_path(falsy):
 
 
 def test_make_key_marker_collision_is_kept():
-    # [U]/B16: accepted upstream behaviour, kept for exact key shapes
+    # upstream's behaviour, kept so that keys keep their exact shapes (BEHAVIOUR.md §12.1)
     assert make_key((1, object, "b", 2), {}) == make_key((1,), {"b": 2})
 
 
@@ -286,7 +286,7 @@ def test_readme_untyped_counterpart_shares_entry():
 
 
 def test_key_maker_receives_args_tuple_and_kwds_dict_positionally():
-    # R13: key_maker(args_tuple, kwargs_dict), never the function's own arguments
+    # key_maker(args_tuple, kwargs_dict), never the function's own arguments (BEHAVIOUR.md §13.1)
     seen = []
 
     def key_maker(*a, **k):

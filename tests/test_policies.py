@@ -1,4 +1,4 @@
-"""Per-policy order and expiry behaviour (SPEC sections 2.6, 3, 4, 5 and 10).
+"""Per-policy order and expiry behaviour (BEHAVIOUR.md §6 and §7, the order of iteration §8.2).
 
 Expiry never sleeps: the test run freezes the clock (``conftest.py``), and
 ``cachebox._core._advance_clock(seconds)`` moves the clock of every cache in the process
@@ -59,7 +59,7 @@ def assert_remaining(remaining, ttl):
 
 
 def assert_absent(cache, key):
-    """SPEC 5: every read treats an expired (or missing) key as absent."""
+    """Every read treats an expired (or missing) key as absent (BEHAVIOUR.md §7.2)."""
     assert key not in cache
     assert cache.get(key) is None and cache.get(key, "d") == "d"
     assert_key_error(lambda: cache[key], key)
@@ -75,7 +75,7 @@ def assert_absent(cache, key):
 
 
 # ---------------------------------------------------------------------------------------
-# 3.1 Cache
+# Cache (BEHAVIOUR.md §6.2)
 # ---------------------------------------------------------------------------------------
 
 
@@ -121,12 +121,12 @@ class TestCachePolicy:
 
 
 # ---------------------------------------------------------------------------------------
-# 3.2 FIFOCache and the first/last helpers shared with TTLCache
+# FIFOCache (BEHAVIOUR.md §6.3) and the first/last helpers shared with TTLCache
 # ---------------------------------------------------------------------------------------
 
 
 class FirstLastChecks:
-    """``first(n)``/``last()`` (SPEC 3.2, 3.6, B3) for classes built by ``self.make``."""
+    """``first(n)``/``last()`` (BEHAVIOUR.md §6.3, §6.8) for classes built by ``self.make``."""
 
     def test_first_and_last(self):
         cache = self.make(0, {i: str(i) for i in range(5)})
@@ -199,7 +199,7 @@ class TestFIFOCachePolicy(FirstLastChecks):
 
 
 # ---------------------------------------------------------------------------------------
-# 3.3 RRCache
+# RRCache (BEHAVIOUR.md §6.4)
 # ---------------------------------------------------------------------------------------
 
 
@@ -239,7 +239,7 @@ class TestRRCachePolicy:
 
 
 # ---------------------------------------------------------------------------------------
-# 3.4 LRUCache and the 2.6 side-effect matrix
+# LRUCache (BEHAVIOUR.md §6.5) and the matrix of what touches an entry (§6.1)
 # ---------------------------------------------------------------------------------------
 
 TOUCHES = [
@@ -346,7 +346,7 @@ class TestLRUCachePolicy:
 
 
 # ---------------------------------------------------------------------------------------
-# 3.5 LFUCache and the 4.5 lazy stable sort
+# LFUCache (BEHAVIOUR.md §6.6) and the lazy stable sort (§6.7)
 # ---------------------------------------------------------------------------------------
 
 
@@ -444,7 +444,7 @@ class TestLFUCachePolicy:
         assert sorted(cache) == [0, 1, 3]
 
     def test_tie_order_follows_the_lazy_sort(self):
-        # SPEC 4.5 / B18: a fresh key sits at the end of the sequence; older zero-frequency
+        # BEHAVIOUR.md §6.7: a fresh key sits at the end of the sequence; older zero-frequency
         # keys go first, but it goes before any key that has been used.
         cache = LFUCache(3)
         cache[0] = 0
@@ -470,7 +470,7 @@ class TestLFUCachePolicy:
 
 
 # ---------------------------------------------------------------------------------------
-# 3.6 / 5 TTLCache
+# TTLCache (BEHAVIOUR.md §6.8, expiry §7)
 # ---------------------------------------------------------------------------------------
 
 
@@ -632,7 +632,7 @@ class TestTTLCachePolicy(FirstLastChecks):
         cache[5] = 5
         assert list(cache) == [3, 4, 5]
 
-    def test_first_and_last_skip_expired(self):  # B4
+    def test_first_and_last_skip_expired(self):  # unlike upstream (BEHAVIOUR.md §6.8)
         cache = self.make(0, {0: 0})
         advance(5)
         cache.update({1: 1, 2: 2})
@@ -642,7 +642,7 @@ class TestTTLCachePolicy(FirstLastChecks):
         advance(5)
         assert cache.first() is None and cache.last() is None
 
-    def test_iteration_after_expiry_never_raises(self):  # B5
+    def test_iteration_after_expiry_never_raises(self):  # unlike upstream (BEHAVIOUR.md §8.3)
         cache = self.make(0, {0: 0})
         advance(5)
         cache[1] = 1
@@ -667,7 +667,7 @@ class TestTTLCachePolicy(FirstLastChecks):
         with pytest.raises(RuntimeError, match=f"^{CHANGED}$"):
             next(iterator)
 
-    def test_popitem_and_drain_skip_expired(self):  # B7
+    def test_popitem_and_drain_skip_expired(self):  # unlike upstream (BEHAVIOUR.md §5.3)
         cache = self.make(0, {0: 0})
         advance(5)
         cache[1] = 1
@@ -712,7 +712,7 @@ class TestTTLCachePolicy(FirstLastChecks):
 
 
 # ---------------------------------------------------------------------------------------
-# 3.7 / 5 VTTLCache
+# VTTLCache (BEHAVIOUR.md §6.9, expiry §7)
 # ---------------------------------------------------------------------------------------
 
 VTTL_NON_POSITIVE = "^ttl must be positive and non-zero$"
@@ -720,7 +720,7 @@ VTTL_NON_POSITIVE = "^ttl must be positive and non-zero$"
 
 def _replay_against_model(cache, model, steps, keys, ttls, seed):
     """Seeded random writes, deletions, evictions and clock moves on ``cache`` and its model;
-    the order is compared only now and then, since looking at it sorts both (SPEC 4.5) and
+    the order is compared only now and then, since looking at it sorts both (BEHAVIOUR.md §6.7) and
     what is under test is the order that lazy sorts leave behind. (Nothing else that sorts
     or sweeps, ``len()`` included, is called on either.)"""
     rng = random.Random(seed)
@@ -803,7 +803,7 @@ class TestVTTLCachePolicy:
     def test_non_positive_ttl(self, ttl):
         cache = VTTLCache(0)
         calls = [
-            lambda: VTTLCache(10, ttl=ttl),  # B9: validated even without an iterable
+            lambda: VTTLCache(10, ttl=ttl),  # validated even without an iterable, unlike upstream
             lambda: VTTLCache(10, {1: 1}, ttl),
             lambda: cache.insert(1, 1, ttl),
             lambda: cache.insert(1, 1, ttl=ttl),
@@ -817,7 +817,7 @@ class TestVTTLCachePolicy:
         assert len(cache) == 0
 
     @pytest.mark.parametrize("ttl", [math.nan, math.inf, -math.inf, 1e300])
-    def test_non_finite_or_huge_ttl(self, ttl):  # B10
+    def test_non_finite_or_huge_ttl(self, ttl):  # unlike upstream (BEHAVIOUR.md §2.4)
         cache = VTTLCache(0)
         for call in (
             lambda: VTTLCache(10, ttl=ttl),
@@ -937,7 +937,7 @@ class TestVTTLCachePolicy:
         assert len(cache) == 1
         assert cache.memory() == INT_ENTRY
 
-    def test_emptiness_counts_live_entries(self):  # B8
+    def test_emptiness_counts_live_entries(self):  # unlike upstream (BEHAVIOUR.md §3.2, §5.1)
         cache = VTTLCache(1)
         cache.insert(0, 0, 10)
         assert cache.is_full() and not cache.is_empty() and cache
@@ -946,7 +946,7 @@ class TestVTTLCachePolicy:
         assert cache.is_empty()
         assert not cache
 
-    def test_popitem_and_drain_skip_expired(self):  # B7
+    def test_popitem_and_drain_skip_expired(self):  # unlike upstream (BEHAVIOUR.md §5.3)
         cache = VTTLCache(0)
         cache.insert(0, 0, 5)
         cache[1] = 1
@@ -978,7 +978,7 @@ class TestVTTLCachePolicy:
         assert cache.memory() == INT_ENTRY and cache.capacity() >= 1
         assert list(cache) == [10]
 
-    def test_sweep_removes_the_exact_entries(self):  # B12
+    def test_sweep_removes_the_exact_entries(self):  # unlike upstream (BEHAVIOUR.md §7.3)
         keys = [Colliding(eq=False, hash_value=7) for _ in range(6)]
         cache = VTTLCache(0)
         for index, key in enumerate(keys):
@@ -991,7 +991,7 @@ class TestVTTLCachePolicy:
             k.__sizeof__() + i.__sizeof__() for i, k in enumerate(keys) if i % 2 == 0
         )
 
-    def test_pickle_keeps_fractional_expiry(self):  # B11
+    def test_pickle_keeps_fractional_expiry(self):  # unlike upstream (BEHAVIOUR.md §10.3)
         cache = VTTLCache(0)
         cache.insert("a", 1, 100.0)
         cache.insert("b", 2, 100.5)

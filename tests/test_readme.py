@@ -1,9 +1,9 @@
-"""The corrected README walk-throughs (SPEC section 11), the package surface (section 1),
-``BaseCacheImpl`` and ``Frozen`` (section 6)."""
+"""The README's walk-throughs, corrected where the README is wrong (a test's comment names the
+section of BEHAVIOUR.md that holds instead), the package surface (BEHAVIOUR.md §1.1),
+``BaseCacheImpl`` and ``Frozen`` (§11)."""
 
 import copy
 import pickle
-import subprocess
 import sys
 import textwrap
 
@@ -12,6 +12,7 @@ import pytest
 pytest.register_assert_rewrite("mixins")
 
 from mixins import check_equality
+from subprocess_harness import run_isolated
 
 import cachebox
 from cachebox import (
@@ -59,12 +60,13 @@ def test_readme_cache_block():
     del cache["key"]
     with pytest.raises(KeyError, match="key"):
         cache["key"]
-    with pytest.raises(OverflowError, match="^The cache has reached the bound$"):  # R5
+    # no final period (BEHAVIOUR.md §3.3)
+    with pytest.raises(OverflowError, match="^The cache has reached the bound$"):
         cache.update({i: i for i in range(200)})
     assert len(cache) == 100
 
 
-def test_readme_fifo_block():  # R6
+def test_readme_fifo_block():  # BEHAVIOUR.md §5.2, §6.3
     cache = FIFOCache(5, {i: i * 2 for i in range(5)})
     assert len(cache) == 5
     cache["new-key"] = "new-value"
@@ -77,7 +79,7 @@ def test_readme_fifo_block():  # R6
     assert cache.first() == 2
 
 
-def test_readme_rr_block():  # R7
+def test_readme_rr_block():  # BEHAVIOUR.md §3.5
     cache = RRCache(10, {i: i for i in range(10)})
     assert cache.is_full() and not cache.is_empty()
     assert cache.capacity() == 14
@@ -86,7 +88,7 @@ def test_readme_rr_block():  # R7
     assert cache.random_key() in range(10)
 
 
-def test_readme_lru_block():  # R8, R9
+def test_readme_lru_block():  # BEHAVIOUR.md §6.5, §5.3
     cache = LRUCache(0, {i: i * 2 for i in range(10)})
     assert cache[0] == 0
     assert cache.least_recently_used() == 1
@@ -97,7 +99,7 @@ def test_readme_lru_block():  # R8, R9
     assert list(cache) == [8, 9, 0]
 
 
-def test_readme_lfu_block():  # R10
+def test_readme_lfu_block():  # BEHAVIOUR.md §6.6
     cache = LFUCache(5)
     cache.insert("first", "A")
     cache.insert("second", "B")
@@ -109,7 +111,7 @@ def test_readme_lfu_block():  # R10
     assert list(cache.items_with_frequency()) == [("second", "B", 1), ("first", "A", 2)]
 
 
-def test_readme_ttl_block():  # R16
+def test_readme_ttl_block():  # BEHAVIOUR.md §6.8, §7.4
     cache = TTLCache(0, ttl=2)
     cache.update({i: str(i) for i in range(10)})
     value, remaining = cache.get_with_expire(2)
@@ -121,7 +123,7 @@ def test_readme_ttl_block():  # R16
         cache["mykey"]
 
 
-def test_readme_vttl_block():  # R15
+def test_readme_vttl_block():  # BEHAVIOUR.md §2.4
     cache = VTTLCache(100, iterable={i: i for i in range(4)}, ttl=3)
     assert len(cache) == 4
     advance(3.01)
@@ -152,7 +154,7 @@ def test_readme_frozen_cannot_prevent_expiry():
     assert len(frozen) == 0
 
 
-def test_readme_eq_errors_are_not_ignored():  # R20
+def test_readme_eq_errors_are_not_ignored():  # BEHAVIOUR.md §4.2
     class A:
         def __hash__(self):
             return 1
@@ -165,7 +167,7 @@ def test_readme_eq_errors_are_not_ignored():  # R20
         cache[A()]
 
 
-def test_readme_comparisons_are_dict_like():  # R20
+def test_readme_comparisons_are_dict_like():  # BEHAVIOUR.md §9.1
     cache1, cache2 = FIFOCache(10), FIFOCache(10)
     cache1.insert(1, "first")
     cache1.insert(2, "second")
@@ -174,7 +176,7 @@ def test_readme_comparisons_are_dict_like():  # R20
     assert cache1 == cache2
 
 
-def test_readme_pickle_and_copy_tips(tmp_path):  # R21
+def test_readme_pickle_and_copy_tips(tmp_path):  # BEHAVIOUR.md §10.1, §10.3
     cache = LRUCache(100, {i: i for i in range(78)})
     path = tmp_path / "file"
     with open(path, "wb") as fd:
@@ -186,13 +188,13 @@ def test_readme_pickle_and_copy_tips(tmp_path):  # R21
     assert cache.copy() == cache == copy.deepcopy(cache)
 
 
-def test_readme_maxsize_zero_means_unbounded():  # R18
+def test_readme_maxsize_zero_means_unbounded():  # BEHAVIOUR.md §2.5
     cache = LRUCache(0)
     cache.update({i: i for i in range(1000)})
     assert cache.maxsize == sys.maxsize and len(cache) == 1000
 
 
-def test_readme_repr_uses_the_v5_format():  # R3
+def test_readme_repr_uses_the_v5_format():  # BEHAVIOUR.md §9.3
     assert repr(LRUCache(0)) == "cachebox.LRUCache[0/9223372036854775807]({})"
 
 
@@ -217,7 +219,7 @@ def test_classes_live_in_cachebox(cls):
 
 
 # ---------------------------------------------------------------------------------------
-# 6.1 BaseCacheImpl
+# BaseCacheImpl (BEHAVIOUR.md §11.1)
 # ---------------------------------------------------------------------------------------
 
 
@@ -278,7 +280,7 @@ def test_subclass_with_own_init(cls):
 
 
 # ---------------------------------------------------------------------------------------
-# 6.2 Frozen
+# Frozen (BEHAVIOUR.md §11.3)
 # ---------------------------------------------------------------------------------------
 
 BLOCKED = [
@@ -337,7 +339,7 @@ def test_frozen_rejects_frozen(cache):
         Frozen(Frozen(cache, ignore=True), ignore=True)
 
 
-def test_frozen_checks_arguments_under_python_o():  # B15
+def test_frozen_checks_arguments_under_python_o():  # unlike upstream (BEHAVIOUR.md §11.3)
     script = textwrap.dedent(
         """
         import cachebox
@@ -356,9 +358,7 @@ def test_frozen_checks_arguments_under_python_o():  # B15
         print(" ".join(results))
         """
     )
-    output = subprocess.run(
-        [sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=60, check=True
-    ).stdout.split()
+    output = " ".join(run_isolated(script, flags=("-O",))).split()
     assert output == ["asserts-disabled", "AssertionError", "AssertionError"]
 
 

@@ -1,10 +1,10 @@
-"""Re-entrancy and lock-discipline tests (SPEC Decision 8 and section 9).
+"""Re-entrancy and lock-discipline tests (BEHAVIOUR.md §14).
 
 Python code that runs while a cache is locked (a key's ``__eq__``, a GC pass it triggers) and
 Python code that runs because of a cache operation (``__del__`` of a removed value, the iterable
 given to ``update``) may call back into the same cache. That must raise ``RuntimeError`` or
 work, and never hang. Every scenario runs in a child interpreter with a timeout
-(``models.assert_child_ok``); the ``child_*`` functions are what the children run.
+(``subprocess_harness.assert_child_ok``); the ``child_*`` functions are what the children run.
 """
 
 import gc
@@ -16,9 +16,11 @@ import weakref
 import pytest
 
 try:
-    from .models import CLASS_NAMES, assert_child_ok, make_cache
+    from .cache_helpers import CLASS_NAMES, make_cache
+    from .subprocess_harness import assert_child_ok
 except ImportError:
-    from models import CLASS_NAMES, assert_child_ok, make_cache
+    from cache_helpers import CLASS_NAMES, make_cache
+    from subprocess_harness import assert_child_ok
 
 
 class CollidingKey:
@@ -248,8 +250,8 @@ class _Tracked:
 
 
 def child_gc_inside_eq(name):
-    """``gc.collect()`` runs inside a key's ``__eq__`` while the cache is locked (SPEC 9 (d):
-    traversal must not block). Garbage that includes another cache, and the locked cache's own
+    """``gc.collect()`` runs inside a key's ``__eq__`` while the cache is locked (a traversal
+    must not block: BEHAVIOUR.md §14.5). Garbage that includes another cache, and the locked cache's own
     self-reference, are traversed; a collected object's ``__del__`` that uses the locked cache
     gets ``RuntimeError``."""
     gc.disable()  # only the collection inside __eq__ may find the garbage
@@ -306,7 +308,7 @@ def child_slow_eq_with_hammering_thread(name):
     """Two threads look up colliding keys whose ``__eq__`` sleeps (giving up the GIL while
     the cache is locked) while a third thread hammers the same cache and a fourth just counts.
     A thread that waited for the cache lock while keeping the GIL would deadlock this
-    (SPEC 9, hazard 3). Prints the work each thread finished."""
+    (BEHAVIOUR.md §14.4). Prints the work each thread finished."""
     c = make_cache(name, 0)
 
     class SleepyKey(CollidingKey):

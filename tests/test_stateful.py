@@ -20,9 +20,11 @@ import cachebox
 from cachebox._core import _advance_clock
 
 try:
-    from .models import MODELS, hashbrown_capacity, outcome
+    from .cache_helpers import hashbrown_capacity, outcome
+    from .models import MODELS
 except ImportError:
-    from models import MODELS, hashbrown_capacity, outcome
+    from cache_helpers import hashbrown_capacity, outcome
+    from models import MODELS
 
 KEYS = st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, "a", "b", "ab", "xyz"])
 VALUES = st.one_of(st.integers(-5, 30), st.sampled_from([2**40, 10**30]))
@@ -88,7 +90,7 @@ class CacheMachine(RuleBasedStateMachine):
 
     def step(self, real_fn, *model_fns, normalize=None):
         """Runs ``real_fn()`` on the cache and a model function on the model, and checks that
-        both returned (or raised) the same. Several model functions mean "SPEC allows any of
+        both returned (or raised) the same. Several model functions mean "the contract allows any of
         these": the first one that agrees with the real result and ``memory()`` is kept.
         ``RRCache`` searches for random picks that reproduce the real result and contents."""
         normalize = normalize or (lambda result: result)
@@ -120,14 +122,14 @@ class CacheMachine(RuleBasedStateMachine):
         return None if self.model.ORDERED else unordered
 
     def expiring_variants(self, method, *args):
-        """Model calls for an operation that may skip or sweep expired entries (SPEC B7)."""
+        """Model calls for an operation that may skip or sweep expired entries (BEHAVIOUR.md §5.3)."""
         if self.model.EXPIRES:
             return [lambda m, s=sweep: getattr(m, method)(*args, sweep=s) for sweep in (False, True)]
         return [lambda m: getattr(m, method)(*args)]
 
     # ---- observers compared after every step ----
 
-    #: Observers that must not change any state (SPEC 2.6, 5). VTTL's ``len()`` sweeps, LFU,
+    #: Observers that must not change any state (BEHAVIOUR.md §6.1, §7.3). VTTL's ``len()`` sweeps, LFU,
     #: TTL and VTTL iteration sorts or sweeps: those are rules, not invariants.
     PURE_LEN = True
     PURE_ITERATION = True
@@ -347,18 +349,18 @@ class LRUStateMachine(PeekRules, LRURules, ShrinkRules, CacheMachine):
 
 class LFUStateMachine(PeekRules, LFURules, ShrinkRules, CacheMachine):
     NAME = "LFUCache"
-    PURE_ITERATION = False  # creating an iterator sorts (SPEC 4.5)
+    PURE_ITERATION = False  # creating an iterator sorts (BEHAVIOUR.md §6.7)
 
 
 class TTLStateMachine(FirstLastRules, ExpiringRules, ShrinkRules, CacheMachine):
     NAME = "TTLCache"
-    PURE_ITERATION = False  # iteration sweeps (SPEC 5)
+    PURE_ITERATION = False  # iteration sweeps (BEHAVIOUR.md §7.3)
 
 
 class VTTLStateMachine(ExpiringRules, CacheMachine):
     NAME = "VTTLCache"
-    PURE_LEN = False  # len() sweeps (SPEC 5)
-    PURE_ITERATION = False  # creating an iterator sorts (SPEC 4.4)
+    PURE_LEN = False  # len() sweeps (BEHAVIOUR.md §7.3)
+    PURE_ITERATION = False  # creating an iterator sorts (BEHAVIOUR.md §6.7)
 
 
 TestCacheStateful = CacheStateMachine.TestCase

@@ -1,8 +1,9 @@
-"""Thread-safety tests (SPEC 9): several threads mix every method on one shared cache, then
-the cache's invariants are checked; and ``a == b`` racing ``b == a`` must never deadlock.
+"""Thread-safety tests (BEHAVIOUR.md §14): several threads mix every method on one shared
+cache, then the cache's invariants are checked; and ``a == b`` racing ``b == a`` must never
+deadlock.
 
-Each scenario runs in a child interpreter (``models.assert_child_ok``) so that a deadlock fails
-its test after a timeout instead of stalling the run. The ``child_*`` functions are what the
+Each scenario runs in a child interpreter (``subprocess_harness.assert_child_ok``) so that a
+deadlock fails its test after a timeout instead of stalling the run. The ``child_*`` functions are what the
 children run; they print their findings, and the tests assert on them.
 """
 
@@ -15,9 +16,11 @@ import time
 import pytest
 
 try:
-    from .models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok, entry_size, make_cache
+    from .cache_helpers import CLASS_NAMES, entry_size, make_cache
+    from .subprocess_harness import HANG_TIMEOUT, assert_child_ok
 except ImportError:
-    from models import CLASS_NAMES, HANG_TIMEOUT, assert_child_ok, entry_size, make_cache
+    from cache_helpers import CLASS_NAMES, entry_size, make_cache
+    from subprocess_harness import HANG_TIMEOUT, assert_child_ok
 
 THREADS = 4
 OPS_PER_THREAD = 4000
@@ -51,7 +54,8 @@ def _check_item(item):
 
 def _operations(cache, name):
     """``(weight, operation(rng))`` for every method the class has. An operation swallows
-    only the errors SPEC allows for it; anything else reaches the worker's error list."""
+    only the errors the contract allows for it (BEHAVIOUR.md §15.1); anything else reaches
+    the worker's error list."""
     c = cache
 
     def key(rng):
@@ -206,7 +210,7 @@ def _class_specific(c, method):
 
 def _worker_for(name):
     """The thread body: runs random operations, recording every unexpected exception.
-    ``OverflowError`` is expected only from ``Cache`` inserts when full (SPEC 3.1)."""
+    ``OverflowError`` is expected only from ``Cache`` inserts when full (BEHAVIOUR.md §3.3)."""
 
     def work(ops, seed, errors):
         rng = random.Random(seed)
@@ -289,8 +293,8 @@ class SlowEq:
 
 
 def child_symmetric_equality(name):
-    """Two threads compare ``a == b`` and ``b == a`` many times (SPEC 9, hazard 4: locking two
-    caches in opposite orders must not deadlock). Prints the number of unequal results."""
+    """Two threads compare ``a == b`` and ``b == a`` many times (locking two caches in opposite
+    orders must not deadlock: BEHAVIOUR.md §9.1, §14.4). Prints the number of unequal results."""
     sys.setswitchinterval(1e-5)
     a, b = make_cache(name, 0), make_cache(name, 0)
     for i in range(40):

@@ -1,5 +1,5 @@
 # ruff: noqa: B023 (every lambda below is called before its loop moves on)
-"""Fuzz harness over cachebox's Python API (issue 6).
+"""Fuzz harness over cachebox's Python API: no input may crash it (BEHAVIOUR.md §15).
 
 Each input is decoded into a cache (one of the seven classes, with fuzzed limits), a ``cached``
 wrapper and a ``Frozen`` view over it, then a sequence of up to 64 operations with fuzzed keys,
@@ -28,16 +28,17 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))  # tests/, for nasty.py
+sys.path.insert(0, os.path.dirname(HERE))  # tests/, for nasty.py and cache_helpers.py
 
 os.environ.setdefault("RUST_BACKTRACE", "0")
 
 import nasty
+from cache_helpers import CLASS_NAMES, make_cache
 
 import cachebox
 from cachebox._core import _advance_clock
 
-CLASSES = nasty.CLASS_NAMES
+CLASSES = CLASS_NAMES
 MAX_OPS = 64
 #: FUZZ_TRACE=1 prints every operation (to replay a failure).
 TRACE = bool(os.environ.get("FUZZ_TRACE"))
@@ -149,7 +150,7 @@ def one_input(data):
     name = CLASSES[r.byte() % len(CLASSES)]
     maxsize = r.byte() % 9
     maxmemory = MAXMEMORY[r.byte() % len(MAXMEMORY)]
-    cache = nasty.make_cache(name, maxsize, maxmemory=maxmemory)
+    cache = make_cache(name, maxsize, maxmemory=maxmemory)
     wrapper = cachebox.cached(cache, key_maker=r.pick(KEY_MAKERS), copy_level=r.byte() % 3)(
         lambda *a, **k: len(a)
     )

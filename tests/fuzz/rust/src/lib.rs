@@ -10,6 +10,10 @@
 //! limits held, evictions only when needed and in policy order, errors only when due and
 //! without side effects. `Store::check_invariants` checks the table against the policy.
 //!
+//! This model is Rust and stays separate from the Python reference models (`tests/models.py`,
+//! the only policy models on the Python side): it follows `Store<P>` itself, below the Python
+//! API that those describe, including what only the store reports (replaced values, the trash).
+//!
 //! Expiry: TTLs are whole "units" (10^6 s) plus half a unit, and the clock only moves by whole
 //! units (`advance_clock`), so real time passing during a run (far less than half a unit) never
 //! changes which entries are expired.

@@ -1,0 +1,70 @@
+"""What the tests know about the caches apart from their policies: the seven class names and
+how to build one by name, what an entry is charged, the capacity a table reports, the message
+of a refused insert, and a call's outcome as a value to compare.
+
+This module imports nothing at import time but the standard library (``cachebox`` is imported
+when a cache is built), so a child interpreter that uses it starts fast.
+"""
+
+CLASS_NAMES = ("Cache", "FIFOCache", "RRCache", "LRUCache", "LFUCache", "TTLCache", "VTTLCache")
+
+#: The global TTL used by :func:`make_cache` for ``TTLCache`` (long enough never to run out).
+HELPER_TTL = 3600.0
+
+#: The message of the ``OverflowError`` raised by an insert the limits refuse.
+OVERFLOW_MESSAGE = "The cache has reached the bound"
+
+
+def make_cache(name, maxsize=0, cls=None, **kwargs):
+    """An instance of cachebox class ``name``, or of ``cls`` (a subclass of it). ``TTLCache``
+    gets the global TTL :data:`HELPER_TTL`."""
+    import cachebox
+
+    cls = cls or getattr(cachebox, name)
+    if name == "TTLCache":
+        return cls(maxsize, HELPER_TTL, **kwargs)
+    return cls(maxsize, **kwargs)
+
+
+def charge(obj):
+    """What one object adds to ``memory()``: its ``__sizeof__()`` (a class object is asked
+    through its own class's method, ``obj.__sizeof__(obj)``)."""
+    if isinstance(obj, type):
+        return obj.__sizeof__(obj)
+    return obj.__sizeof__()
+
+
+def entry_size(key, value):
+    """What one stored entry is charged: ``key.__sizeof__() + value.__sizeof__()``."""
+    return charge(key) + charge(value)
+
+
+def hashbrown_capacity(n):
+    """The capacity hashbrown reports for a table sized for ``n`` entries."""
+    if n == 0:
+        return 0
+    if n < 4:
+        return 3
+    if n < 8:
+        return 7
+    buckets = 1
+    while buckets < n * 8 // 7:
+        buckets *= 2
+    return buckets // 8 * 7
+
+
+def outcome(fn):
+    """``("ok", fn())``, or ``("raise", exception type, exception args)`` if ``fn`` raised.
+    ``AssertionError`` (a failed check, not an API result) propagates."""
+    try:
+        return ("ok", fn())
+    except AssertionError:
+        raise
+    except Exception as e:  # noqa: BLE001 (any API error is a result to compare)
+        return ("raise", type(e), e.args)
+    except BaseException as e:
+        # pyo3 turns a Rust panic into PanicException, a BaseException that hypothesis would
+        # not shrink: report it as the failed check it is.
+        if type(e).__name__ == "PanicException":
+            raise AssertionError(f"native code panicked: {e}") from e
+        raise
