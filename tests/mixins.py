@@ -1399,7 +1399,7 @@ class Released:
 
 class DirectSlotsMixin(CacheHarness):
     """``c[k]``, ``k in c``, ``c[k] = v``, ``del c[k]`` and ``c.get`` run through C functions of
-    cachebox's own (``src/fastslots.rs``), outside pyo3's trampoline. These pin what they must
+    cachebox's own (``src/mapping_slots.rs``), outside pyo3's trampoline. These pin what they must
     keep: references given up are released at once (not deferred), errors and argument
     handling are pyo3's, and subclasses still override them."""
 

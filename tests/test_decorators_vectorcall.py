@@ -31,7 +31,7 @@ class _Result:
 @pytest.mark.parametrize("callback", [None, lambda event, key, value: None])
 def test_direct_call_releases_references_at_once(callback):
     # A decorated function is called through cachebox's own vectorcall and ``tp_call`` entries
-    # (src/fastslots.rs), outside pyo3's trampoline: whatever a call gives up must still be
+    # (src/decorators/call_slots.rs), outside pyo3's trampoline: whatever a call gives up must still be
     # released at once.
     @cached(LRUCache(1), callback=callback)
     def f(x):

@@ -1,4 +1,4 @@
-"""Type stubs of `cachebox._core`, the native module (SPEC.md).
+"""Type stubs of `cachebox._core`, the native module (docs/BEHAVIOUR.md says what it does).
 
 Hand-written and the single source of truth: `cachebox/_core.pyi` is a symlink to this file.
 `make typecheck` runs `mypy.stubtest` against the built module, so names, signatures and
@@ -68,8 +68,8 @@ class _SupportsItems(Protocol[_KT_co, _VT_co]):
 
     def items(self) -> Iterable[tuple[_KT_co, _VT_co]]: ...
 
-# What the constructors and `update` accept (SPEC 2.2): an object with `.items()`, or an
-# iterable of `(key, value)` tuples.
+# What the constructors and `update` accept (docs/BEHAVIOUR.md §2.3): an object with
+# `.items()`, or an iterable of `(key, value)` tuples.
 _Pairs: TypeAlias = _SupportsItems[_KT, _VT] | Iterable[tuple[_KT, _VT]]
 # `VTTLCache`'s per-item TTL: seconds, a duration, a (naive, local) deadline, or never.
 _VTTL: TypeAlias = float | timedelta | datetime | None
