@@ -160,13 +160,15 @@ impl Memo {
         }
     }
 
-    fn target<'a, 'py>(&'a self, resolved: &'a Resolved<'py>) -> Target<'a, 'py> {
+    /// The cache a call works with: the fixed native cache, else the one resolved for the
+    /// call (`native` when it is an exact cachebox class, else the object `obj`).
+    fn target<'a, 'py>(&'a self, native: &'a Option<NativeCache>, obj: Bound<'py, PyAny>) -> Target<'a, 'py> {
         if let Source::Fixed { native: Some(native), .. } = &self.source {
             return Target::Native(native);
         }
-        match &resolved.native {
+        match native {
             Some(native) => Target::Native(native),
-            None => Target::Python(resolved.obj.clone()),
+            None => Target::Python(obj),
         }
     }
 
@@ -244,6 +246,19 @@ impl Memo {
         }
     }
 
+    /// The last step of every sync call: counts the event, runs the callback, copies the
+    /// value out. The callback needs the key, so a path without one (`None`) is taken only
+    /// when there is no callback.
+    #[inline(always)]
+    fn deliver(&self, py: Python<'_>, done: Done, key: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        self.count(done.event);
+        if self.callback.is_some() {
+            let key = key.ok_or_else(|| PyRuntimeError::new_err("cached call lost its key"))?;
+            self.notify(py, &done, key)?;
+        }
+        self.copy_out(py, done.value)
+    }
+
     // ---- sync ----
 
     /// One call of a decorated sync function.
@@ -274,13 +289,11 @@ impl Memo {
             let key = make_key(args, None, FastTypes::IntStr)?;
             let hash = hash_key(&key)?;
             if let Some(value) = cache.lookup(py, &key, hash)? {
-                self.count(EVENT_HIT);
-                return self.copy_out(py, value);
+                return self.deliver(py, Done { event: EVENT_HIT, value }, None);
             }
             return Python::attach(|py| {
                 let done = self.miss(py, &Target::Native(cache), args, None, &key, hash)?;
-                self.count(done.event);
-                self.copy_out(py, done.value)
+                self.deliver(py, done, Some(&key))
             });
         }
         Python::attach(|py| self.call(py, args, kwargs))
@@ -308,17 +321,13 @@ impl Memo {
             _ => (ItemsLookup::Undecided, 0),
         };
         match found {
-            ItemsLookup::Found(value) => {
-                self.count(EVENT_HIT);
-                self.copy_out(py, value)
-            }
+            ItemsLookup::Found(value) => self.deliver(py, Done { event: EVENT_HIT, value }, None),
             ItemsLookup::Absent => {
                 let tuple = PyTuple::new(py, args)?;
                 let key = make_key(&tuple, None, FastTypes::IntStr)?;
                 Python::attach(|py| {
                     let done = self.miss(py, &Target::Native(cache), &tuple, None, &key, hash)?;
-                    self.count(done.event);
-                    self.copy_out(py, done.value)
+                    self.deliver(py, done, Some(&key))
                 })
             }
             ItemsLookup::Undecided => {
@@ -338,11 +347,7 @@ impl Memo {
             Some(value) => Done { event: EVENT_HIT, value },
             None => self.miss(py, &Target::Native(cache), args, None, &key, hash)?,
         };
-        self.count(done.event);
-        if self.callback.is_some() {
-            self.notify(py, &done, &key)?;
-        }
-        self.copy_out(py, done.value)
+        self.deliver(py, done, Some(&key))
     }
 
     fn call_general(
@@ -356,16 +361,14 @@ impl Memo {
             return Ok(self.func.bind(py).call(args, kwargs.as_ref())?.unbind());
         }
         let resolved = self.resolve(args)?;
-        let target = self.target(&resolved);
+        let target = self.target(&resolved.native, resolved.obj.clone());
         let key = self.make_key(&self.key_args(args), kwargs.as_ref())?;
         let hash = hash_key(&key)?;
         let done = match target.lookup(&key, hash)? {
             Some(value) => Done { event: EVENT_HIT, value },
             None => self.miss(py, &target, args, kwargs.as_ref(), &key, hash)?,
         };
-        self.count(done.event);
-        self.notify(py, &done, &key)?;
-        self.copy_out(py, done.value)
+        self.deliver(py, done, Some(&key))
     }
 
     /// The miss path: lead the computation for `key`, or wait for the leader's outcome.
@@ -411,7 +414,8 @@ impl Memo {
     }
 }
 
-/// A leader's obligation to finish its pending call, even on an early return or a panic.
+/// A leader's obligation to finish its pending call, even on an early return, a panic, or
+/// (async) an awaitable dropped half-way.
 struct Lead<'a> {
     map: &'a PendingMap,
     pending: Option<Arc<Pending>>,
@@ -545,7 +549,7 @@ impl AsyncCall {
                     return Ok(step);
                 }
                 Stage::Leading { lead, coro } => {
-                    let mut guard = LeadAsync { memo: &self.memo, pending: lead };
+                    let mut guard = Lead { map: &self.memo.pending, pending: lead };
                     let result = match forward(py, coro.bind(py), input) {
                         Ok(Step::Yield(y)) => {
                             self.stage = Stage::Leading { lead: guard.pending.take(), coro };
@@ -587,20 +591,12 @@ impl AsyncCall {
     }
 
     fn target<'a, 'py>(&'a self, py: Python<'py>, native: &'a Option<NativeCache>) -> Target<'a, 'py> {
-        if let Source::Fixed { native: Some(n), .. } = &self.memo.source {
-            return Target::Native(n);
-        }
-        match native {
-            Some(n) => Target::Native(n),
-            None => {
-                let obj = match (&self.memo.source, &self.key) {
-                    (Source::Fixed { cache, .. }, _) => cache.bind(py).clone(),
-                    (Source::Factory(_), Some((_, _, Some(obj)))) => obj.bind(py).clone(),
-                    _ => py.None().into_bound(py),
-                };
-                Target::Python(obj)
-            }
-        }
+        let obj = match (&self.memo.source, &self.key) {
+            (Source::Fixed { cache, .. }, _) => cache.bind(py).clone(),
+            (Source::Factory(_), Some((_, _, Some(obj)))) => obj.bind(py).clone(),
+            _ => py.None().into_bound(py),
+        };
+        self.memo.target(native, obj)
     }
 
     /// The first step: look up, then lead or follow. `Some` when the answer is already known.
@@ -633,7 +629,7 @@ impl AsyncCall {
         }
         match self.memo.pending.join(py, &key, hash, current_task_id(py)?)? {
             Role::Lead(pending) => {
-                let mut guard = LeadAsync { memo: &self.memo, pending: Some(pending) };
+                let mut guard = Lead::new(&self.memo.pending, pending);
                 if let Some(value) = target.lookup(&key, hash)? {
                     return guard.settle(py, Ok(Done { event: EVENT_HIT, value })).map(Some);
                 }
@@ -700,7 +696,7 @@ impl AsyncCall {
     pub fn close(&mut self, py: Python<'_>) -> PyResult<()> {
         match std::mem::replace(&mut self.stage, Stage::Finished) {
             Stage::Leading { lead, coro } => {
-                let _guard = LeadAsync { memo: &self.memo, pending: lead };
+                let _guard = Lead { map: &self.memo.pending, pending: lead };
                 coro.bind(py).call_method0(intern!(py, "close"))?;
             }
             Stage::Bypass(coro) => {
@@ -727,29 +723,10 @@ impl AsyncCall {
     }
 }
 
-/// The async leader's obligation to finish its pending call (also when the awaitable is
-/// dropped half-way).
-struct LeadAsync<'a> {
-    memo: &'a Memo,
-    pending: Option<Arc<Pending>>,
-}
-
-impl LeadAsync<'_> {
-    fn settle(&mut self, py: Python<'_>, result: PyResult<Done>) -> PyResult<Done> {
-        Lead { map: &self.memo.pending, pending: self.pending.take() }.settle(py, result)
-    }
-}
-
-impl Drop for LeadAsync<'_> {
-    fn drop(&mut self) {
-        drop(Lead { map: &self.memo.pending, pending: self.pending.take() });
-    }
-}
-
 impl Drop for AsyncCall {
     fn drop(&mut self) {
         if let Stage::Leading { lead, .. } = std::mem::replace(&mut self.stage, Stage::Finished) {
-            drop(LeadAsync { memo: &self.memo, pending: lead });
+            drop(Lead { map: &self.memo.pending, pending: lead });
         }
     }
 }
