@@ -181,19 +181,23 @@ def test_async_cancelled_waiter_does_not_disturb_the_others():
     run_async_isolated(
         """
         calls = 0
+        released = None
 
         @cachebox.cached(None, key_maker=counting_key_maker)
         async def func(x):
             global calls
             calls += 1
             await wait_for_arrivals(3)
-            await asyncio.sleep(0.05)
+            await released.wait()        # until a waiter has been cancelled
             return "value"
 
         async def main():
+            global released
+            released = asyncio.Event()
             tasks = [asyncio.ensure_future(func(1)) for _ in range(3)]
             await wait_for_arrivals(3)
             tasks[1].cancel()
+            released.set()
             return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
 
         results = run(main())
