@@ -82,6 +82,11 @@ test-python: $(VPY) ## Build for every CPython 3.9-3.13 found under pyenv; pytes
 	    --allowlist ../typings/stubtest-allowlist.txt $$extra); \
 	done
 
+.PHONY: test-quick
+test-quick: lint $(VPY) ## The edit-test loop: lint, then the pytest suite on .venv's interpreter
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --profile ci -q
+	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .
+
 .PHONY: test-load
 test-load: ## The suite of one interpreter twice beside two CPU hogs, then once in random order
 	@py="$(firstword $(PYTHONS))"; [ -n "$$py" ] || { echo "no interpreter to test" >&2; exit 1; }; \
