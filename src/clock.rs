@@ -17,6 +17,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 static BASE: OnceLock<Instant> = OnceLock::new();
 /// Seconds added to every reading (`f64` bits); only tests change it.
 static OFFSET: AtomicU64 = AtomicU64::new(0);
+/// `OFFSET` as `expired` adds it to a coarse reading: the same, except NaN while the clock is
+/// frozen. Every comparison with NaN is false, so `expired` then falls through to the precise
+/// (frozen) reading, and its fast path needs no check of its own.
+static COARSE_OFFSET: AtomicU64 = AtomicU64::new(0);
 /// How far a frozen clock moves per reading: a microsecond, above the resolution of the UNIX
 /// timestamps pickles carry (`f64` seconds: a quarter of a microsecond in this century), so a
 /// pickle round trip never gives an entry back time it had used.
@@ -74,12 +78,8 @@ fn frozen_tick() -> Option<u64> {
 /// entries that close to their expiry pay for the precise reading.
 #[inline]
 pub fn expired(at: f64) -> bool {
-    // A frozen clock has no coarse copy.
-    if FROZEN_NS.load(Ordering::Relaxed) != 0 {
-        return at < now();
-    }
     if let Some(coarse) = coarse::now() {
-        let coarse = coarse + offset();
+        let coarse = coarse + f64::from_bits(COARSE_OFFSET.load(Ordering::Relaxed));
         if at < coarse {
             return true;
         }
@@ -158,7 +158,11 @@ mod coarse {
 
 /// Moves the clock forward by `seconds` for every cache in the process (tests only).
 pub fn advance(seconds: f64) {
-    OFFSET.store((offset() + seconds).to_bits(), Ordering::Relaxed);
+    let moved = (offset() + seconds).to_bits();
+    OFFSET.store(moved, Ordering::Relaxed);
+    if FROZEN_NS.load(Ordering::Relaxed) == 0 {
+        COARSE_OFFSET.store(moved, Ordering::Relaxed);
+    }
 }
 
 /// Stops (`true`) or restarts (`false`) the real clock under every cache in the process
@@ -172,6 +176,7 @@ pub fn freeze(frozen: bool) {
         let at = running_now();
         FROZEN_UNIX_BASE.store((unix_now() - at).to_bits(), Ordering::Relaxed);
         FROZEN_NS.store((at * 1e9) as u64, Ordering::Relaxed);
+        COARSE_OFFSET.store(f64::NAN.to_bits(), Ordering::Relaxed);
     } else if !frozen && ns != 0 {
         let reached = ns as f64 * 1e-9;
         FROZEN_NS.store(0, Ordering::Relaxed);
@@ -239,6 +244,7 @@ mod tests {
         fn drop(&mut self) {
             super::freeze(false);
             super::OFFSET.store(self.0.to_bits(), Ordering::Relaxed);
+            super::COARSE_OFFSET.store(self.0.to_bits(), Ordering::Relaxed);
         }
     }
 

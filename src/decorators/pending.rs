@@ -8,7 +8,7 @@
 //! call abandoned, and the followers retry: one of them becomes the next leader.
 //! An entry leaves the map as soon as its call finishes, so idle keys cost nothing.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,17 +62,32 @@ pub struct PendingMap {
     orphans: Orphans,
 }
 
+/// Touched only by the thread that holds `calls` (a push comes from inside the holder), so
+/// `any` is read and written in that lock's order; it spares every call the list's own lock.
 #[derive(Default)]
-struct Orphans(Mutex<Vec<Arc<Pending>>>);
+struct Orphans {
+    any: AtomicBool,
+    list: Mutex<Vec<Arc<Pending>>>,
+}
 
 impl Orphans {
     fn push(&self, pending: Arc<Pending>) {
-        self.0.lock().push(pending);
+        self.list.lock().push(pending);
+        self.any.store(true, Ordering::Relaxed);
     }
 
+    #[inline]
     fn remove_from(&self, calls: &mut HashTable<Arc<Pending>>) {
+        if self.any.load(Ordering::Relaxed) {
+            self.remove_all_from(calls);
+        }
+    }
+
+    #[cold]
+    fn remove_all_from(&self, calls: &mut HashTable<Arc<Pending>>) {
         // Never held while running Python: only this function and `push` take it.
-        let orphans = std::mem::take(&mut *self.0.lock());
+        let orphans = std::mem::take(&mut *self.list.lock());
+        self.any.store(false, Ordering::Relaxed);
         for pending in &orphans {
             remove(calls, pending);
         }

@@ -30,9 +30,6 @@ pub struct Trash<'py> {
     /// tear down on every insert (a bare `Vec` costs measurably more there).
     #[allow(clippy::box_collection)]
     spill: Option<Box<Vec<(Entry, Cause)>>>,
-    /// What `clear` removed, all `Cause::Explicit`.
-    #[allow(clippy::box_collection)]
-    cleared: Option<Box<Vec<Entry>>>,
 }
 
 impl Drop for Trash<'_> {
@@ -42,17 +39,14 @@ impl Drop for Trash<'_> {
             entry.release(self.py);
         }
         if let Some(spill) = self.spill.take() {
-            release_all(spill.into_iter().map(|(entry, _)| entry), self.py);
-        }
-        if let Some(cleared) = self.cleared.take() {
-            release_all(cleared.into_iter(), self.py);
+            release_all(*spill, self.py);
         }
     }
 }
 
 #[inline(never)]
-fn release_all(entries: impl Iterator<Item = Entry>, py: Python<'_>) {
-    for entry in entries {
+fn release_all(entries: Vec<(Entry, Cause)>, py: Python<'_>) {
+    for (entry, _) in entries {
         entry.release(py);
     }
 }
@@ -60,7 +54,7 @@ fn release_all(entries: impl Iterator<Item = Entry>, py: Python<'_>) {
 impl<'py> Trash<'py> {
     #[inline]
     pub fn new(py: Python<'py>) -> Self {
-        Self { py, first: None, spill: None, cleared: None }
+        Self { py, first: None, spill: None }
     }
 
     #[inline(always)]
@@ -78,16 +72,20 @@ impl<'py> Trash<'py> {
         self.spill.get_or_insert_with(Box::default).push((entry, cause));
     }
 
-    /// Room for a bulk removal (`clear`): every entry put there left explicitly.
-    pub fn bulk(&mut self) -> &mut Vec<Entry> {
-        self.cleared.get_or_insert_with(Box::default)
+    /// A bulk removal (`clear`): every entry `remove` puts in the vector it is given left
+    /// for `cause`.
+    pub fn push_all(&mut self, cause: Cause, remove: impl FnOnce(&mut Vec<Entry>)) {
+        let mut removed = Vec::new();
+        remove(&mut removed);
+        if !removed.is_empty() {
+            let spill = self.spill.get_or_insert_with(Box::default);
+            spill.extend(removed.into_iter().map(|entry| (entry, cause)));
+        }
     }
 
     /// How many entries were removed.
     pub fn len(&self) -> usize {
-        usize::from(self.first.is_some())
-            + self.spill.as_ref().map_or(0, |spill| spill.len())
-            + self.cleared.as_ref().map_or(0, |cleared| cleared.len())
+        usize::from(self.first.is_some()) + self.spill.as_ref().map_or(0, |spill| spill.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -101,9 +99,6 @@ impl<'py> Trash<'py> {
         let mut out: Vec<(Entry, Cause)> = self.first.take().into_iter().collect();
         if let Some(spill) = self.spill.take() {
             out.extend(*spill);
-        }
-        if let Some(cleared) = self.cleared.take() {
-            out.extend(cleared.into_iter().map(|entry| (entry, Cause::Explicit)));
         }
         out
     }

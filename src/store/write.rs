@@ -336,7 +336,7 @@ impl<P: Policy> Store<P> {
     }
 
     pub fn clear(&mut self, reuse: bool, trash: &mut Trash) {
-        self.policy.clear(trash.bulk());
+        trash.push_all(Cause::Explicit, |removed| self.policy.clear(removed));
         self.table.clear();
         self.big_sizes.clear();
         if !reuse {
