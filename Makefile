@@ -90,7 +90,7 @@ test-quick: lint $(VPY) ## The edit-test loop: lint, then the pytest suite on .v
 .PHONY: test-load
 test-load: ## The suite of one interpreter twice beside two CPU hogs, then once in random order
 	@py="$(firstword $(PYTHONS))"; [ -n "$$py" ] || { echo "no interpreter to test" >&2; exit 1; }; \
-	set -e; hogs=""; trap 'kill $$hogs 2>/dev/null' EXIT; \
+	set -e; hogs=""; trap '[ -z "$$hogs" ] || kill $$hogs 2>/dev/null || true' EXIT; \
 	for i in 1 2; do $(PYTHON) -c 'while True: pass' & hogs="$$hogs $$!"; done; \
 	for run in 1 2; do echo "=== beside two CPU hogs, run $$run"; $(MAKE) --no-print-directory test-python PYTHONS=$$py; done; \
 	kill $$hogs; hogs=""; \
