@@ -11,6 +11,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use super::memo::CallArgs;
 use super::CachedFunction;
 use crate::direct_slot::run;
 
@@ -31,7 +32,7 @@ unsafe extern "C" fn call(
             let this = Bound::ref_from_ptr(py, &slf).cast::<CachedFunction>()?.get();
             let args = Bound::ref_from_ptr(py, &args).cast::<PyTuple>()?;
             let kwargs = if kwargs.is_null() { None } else { Some(Bound::ref_from_ptr(py, &kwargs).cast::<PyDict>()?) };
-            Ok(this.call_direct(py, args, kwargs).transpose()?.map(Py::into_ptr))
+            Ok(this.call_direct(py, CallArgs { args, kwargs }).transpose()?.map(Py::into_ptr))
         })
     };
     match direct {

@@ -103,6 +103,13 @@ impl Target<'_, '_> {
     }
 }
 
+/// A call's arguments, as the caller gave them.
+#[derive(Clone, Copy)]
+pub struct CallArgs<'a, 'py> {
+    pub args: &'a Bound<'py, PyTuple>,
+    pub kwargs: Option<&'a Bound<'py, PyDict>>,
+}
+
 /// What a sync call or an async step ends with.
 pub struct Done {
     event: u8,
@@ -263,15 +270,10 @@ impl Memo {
 
     /// One call of a decorated sync function.
     #[inline]
-    pub fn call(
-        &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        match (&self.fast, kwargs) {
-            (Some(cache), None) => self.call_fast(py, cache, args),
-            _ => self.call_general(py, args, kwargs),
+    pub fn call(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> PyResult<Py<PyAny>> {
+        match (&self.fast, call.kwargs) {
+            (Some(cache), None) => self.call_fast(py, cache, call.args),
+            _ => self.call_general(py, call),
         }
     }
 
@@ -279,24 +281,19 @@ impl Memo {
     /// a plain hit (no callback) is served here, where nothing drops a `Py`; everything else
     /// runs inside `Python::attach`, so that the references a miss gives up are released at
     /// once rather than deferred.
-    pub fn call_direct(
-        &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        if let (Some(cache), None, None) = (&self.fast, kwargs, &self.callback) {
-            let key = make_key(args, None, FastTypes::IntStr)?;
+    pub fn call_direct(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> PyResult<Py<PyAny>> {
+        if let (Some(cache), None, None) = (&self.fast, call.kwargs, &self.callback) {
+            let key = make_key(call.args, None, FastTypes::IntStr)?;
             let hash = hash_key(&key)?;
             if let Some(value) = cache.lookup(py, &key, hash)? {
                 return self.deliver(py, Done { event: EVENT_HIT, value }, None);
             }
             return Python::attach(|py| {
-                let done = self.miss(py, &Target::Native(cache), args, None, &key, hash)?;
+                let done = self.miss(py, &Target::Native(cache), call, &key, hash)?;
                 self.deliver(py, done, Some(&key))
             });
         }
-        Python::attach(|py| self.call(py, args, kwargs))
+        Python::attach(|py| self.call(py, call))
     }
 
     /// A call with positional arguments only, through vectorcall (`call_slots`), which runs
@@ -307,7 +304,7 @@ impl Memo {
     pub fn call_vector(&self, py: Python<'_>, args: &[Bound<'_, PyAny>]) -> PyResult<Py<PyAny>> {
         let (Some(cache), None) = (&self.fast, &self.callback) else {
             let tuple = PyTuple::new(py, args)?;
-            return Python::attach(|py| self.call(py, &tuple, None));
+            return Python::attach(|py| self.call(py, CallArgs { args: &tuple, kwargs: None }));
         };
         let (found, hash) = match args {
             [only] if only.is_exact_instance_of::<PyInt>() || only.is_exact_instance_of::<PyString>() => {
@@ -326,7 +323,8 @@ impl Memo {
                 let tuple = PyTuple::new(py, args)?;
                 let key = make_key(&tuple, None, FastTypes::IntStr)?;
                 Python::attach(|py| {
-                    let done = self.miss(py, &Target::Native(cache), &tuple, None, &key, hash)?;
+                    let call = CallArgs { args: &tuple, kwargs: None };
+                    let done = self.miss(py, &Target::Native(cache), call, &key, hash)?;
                     self.deliver(py, done, Some(&key))
                 })
             }
@@ -345,28 +343,24 @@ impl Memo {
         let hash = hash_key(&key)?;
         let done = match cache.lookup(py, &key, hash)? {
             Some(value) => Done { event: EVENT_HIT, value },
-            None => self.miss(py, &Target::Native(cache), args, None, &key, hash)?,
+            None => self.miss(py, &Target::Native(cache), CallArgs { args, kwargs: None }, &key, hash)?,
         };
         self.deliver(py, done, Some(&key))
     }
 
-    fn call_general(
-        &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
-        let (ignore, kwargs) = Self::split_ignore(kwargs)?;
+    fn call_general(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> PyResult<Py<PyAny>> {
+        let (ignore, kwargs) = Self::split_ignore(call.kwargs)?;
+        let call = CallArgs { args: call.args, kwargs: kwargs.as_ref() };
         if ignore {
-            return Ok(self.func.bind(py).call(args, kwargs.as_ref())?.unbind());
+            return Ok(self.func.bind(py).call(call.args, call.kwargs)?.unbind());
         }
-        let resolved = self.resolve(args)?;
+        let resolved = self.resolve(call.args)?;
         let target = self.target(&resolved.native, resolved.obj.clone());
-        let key = self.make_key(&self.key_args(args), kwargs.as_ref())?;
+        let key = self.make_key(&self.key_args(call.args), call.kwargs)?;
         let hash = hash_key(&key)?;
         let done = match target.lookup(&key, hash)? {
             Some(value) => Done { event: EVENT_HIT, value },
-            None => self.miss(py, &target, args, kwargs.as_ref(), &key, hash)?,
+            None => self.miss(py, &target, call, &key, hash)?,
         };
         self.deliver(py, done, Some(&key))
     }
@@ -376,8 +370,7 @@ impl Memo {
         &self,
         py: Python<'_>,
         target: &Target<'_, '_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
+        call: CallArgs<'_, '_>,
         key: &Bound<'_, PyAny>,
         hash: u32,
     ) -> PyResult<Done> {
@@ -390,7 +383,7 @@ impl Memo {
                         if let Some(value) = target.lookup(key, hash)? {
                             return Ok(Done { event: EVENT_HIT, value });
                         }
-                        let value = self.func.bind(py).call(args, kwargs)?;
+                        let value = self.func.bind(py).call(call.args, call.kwargs)?;
                         target.store(key, hash, &value)?;
                         Ok(Done { event: EVENT_MISS, value: value.unbind() })
                     })();

@@ -11,7 +11,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyFunction, PyTuple, PyType};
 use pyo3::{intern, PyTraverseError};
 
-use super::memo::{no_cache_attribute, AsyncCall, CopyLevel, Input, KeyMaker, Memo, Source, Step};
+use super::memo::{no_cache_attribute, AsyncCall, CallArgs, CopyLevel, Input, KeyMaker, Memo, Source, Step};
 use crate::base::BaseCacheImpl;
 use crate::classes::{FIFOCache, NativeCache};
 use crate::sync::Guarded;
@@ -284,13 +284,8 @@ impl CachedFunction {
     /// `__call__` for the direct `tp_call` (`call_slots`); `None` for an async function, whose
     /// call builds an awaitable and goes through pyo3's `__call__`.
     #[inline]
-    pub fn call_direct(
-        &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> Option<PyResult<Py<PyAny>>> {
-        (!self.is_async).then(|| self.memo().call_direct(py, args, kwargs))
+    pub fn call_direct(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> Option<PyResult<Py<PyAny>>> {
+        (!self.is_async).then(|| self.memo().call_direct(py, call))
     }
 
     /// A call through vectorcall with positional arguments only; `None` for an async
@@ -323,7 +318,7 @@ impl CachedFunction {
             let awaitable = CachedCall { owner: slf.clone().into_any().unbind(), call: Guarded::new(call) };
             return Ok(Py::new(py, awaitable)?.into_any());
         }
-        this.memo().call(py, args, kwargs)
+        this.memo().call(py, CallArgs { args, kwargs })
     }
 
     /// Binds like a function, so methods receive `self` as `args[0]`.

@@ -7,12 +7,19 @@ use crate::clock;
 use crate::convert::hash_key;
 use crate::policy::{Fifo, Lfu, Lru, NewMeta, Ttl, Unordered, Vttl};
 
+/// Runs a test generic over the policy once for each policy listed.
+macro_rules! for_policies {
+    ($test:ident $args:tt: $($policy:ty),+) => {
+        $($test::<$policy> $args;)+
+    };
+}
+
 /// Inserts int keys with unit sizes; returns the trash count.
 fn put<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64, meta: NewMeta) -> usize {
     let key = PyInt::new(py, k).into_any();
     let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
     let mut trash = Trash::new(py);
-    s.insert(py, &probe, &key, Charge::total(1), meta, &mut trash).unwrap();
+    s.insert(&probe, Write { value: &key, charge: Charge::total(1), meta }, &mut trash).unwrap();
     trash.len()
 }
 
@@ -167,11 +174,14 @@ fn big_sizes_are_accounted_exactly() {
         let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
         let big = (u32::MAX as usize) * 3;
         let mut trash = Trash::new(py);
-        s.insert(py, &probe, &key, Charge::total(big), NewMeta::default(), &mut trash).unwrap();
+        s.insert(&probe, Write { value: &key, charge: Charge::total(big), meta: NewMeta::default() }, &mut trash)
+            .unwrap();
         assert_eq!(s.memory(), big);
-        s.insert(py, &probe, &key, Charge::total(5), NewMeta::default(), &mut trash).unwrap();
+        s.insert(&probe, Write { value: &key, charge: Charge::total(5), meta: NewMeta::default() }, &mut trash)
+            .unwrap();
         assert_eq!(s.memory(), 5);
-        s.insert(py, &probe, &key, Charge::total(big), NewMeta::default(), &mut trash).unwrap();
+        s.insert(&probe, Write { value: &key, charge: Charge::total(big), meta: NewMeta::default() }, &mut trash)
+            .unwrap();
         assert!(s.pop(py, &probe).unwrap().is_some());
         assert_eq!(s.memory(), 0);
         assert!(s.big_sizes.is_empty());
@@ -194,7 +204,8 @@ fn items_find_the_tuple_they_make() {
         assert!(matches!(s.get_items(py, hash, &owner, &items, |_| ()).unwrap(), ItemsLookup::Absent));
         let probe = Probe { key: &tuple, hash, owner: &owner };
         let mut trash = Trash::new(py);
-        s.insert(py, &probe, &tuple, Charge::total(1), NewMeta::default(), &mut trash).unwrap();
+        s.insert(&probe, Write { value: &tuple, charge: Charge::total(1), meta: NewMeta::default() }, &mut trash)
+            .unwrap();
         assert!(matches!(s.get_items(py, hash, &owner, &items, |_| ()).unwrap(), ItemsLookup::Found(_)));
         // Same hash, fewer items: not that tuple.
         assert!(matches!(s.find_items(py, hash, &owner, &items[..1]).unwrap(), ItemsLookup::Absent));
@@ -202,7 +213,8 @@ fn items_find_the_tuple_they_make() {
         let mut s = store::<Lru>(0);
         let list = pyo3::types::PyList::new(py, &items).unwrap().into_any();
         let probe = Probe { key: &list, hash, owner: &owner };
-        s.insert(py, &probe, &list, Charge::total(1), NewMeta::default(), &mut trash).unwrap();
+        s.insert(&probe, Write { value: &list, charge: Charge::total(1), meta: NewMeta::default() }, &mut trash)
+            .unwrap();
         assert!(matches!(s.find_items(py, hash, &owner, &items).unwrap(), ItemsLookup::Undecided));
     });
 }
@@ -264,7 +276,7 @@ fn churn_keeps_storage<P: Policy>(py: Python<'_>, maxsize: usize) {
     let key = PyInt::new(py, -1).into_any();
     let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
     let mut trash = Trash::new(py);
-    s.insert(py, &probe, &key, Charge::total(2), NewMeta::default(), &mut trash).unwrap();
+    s.insert(&probe, Write { value: &key, charge: Charge::total(2), meta: NewMeta::default() }, &mut trash).unwrap();
     assert_eq!(trash.len(), 2);
     assert_eq!(s.policy.allocated_bytes(), bytes);
 }
@@ -285,16 +297,8 @@ fn growth_is_amortized<P: Policy>(py: Python<'_>) {
 #[test]
 fn full_stores_do_not_grow_their_storage() {
     Python::attach(|py| {
-        growth_is_amortized::<Fifo>(py);
-        growth_is_amortized::<Ttl>(py);
-        growth_is_amortized::<Lru>(py);
-        growth_is_amortized::<Vttl>(py);
-        growth_is_amortized::<Unordered<false>>(py);
-        churn_keeps_storage::<Fifo>(py, 64);
-        churn_keeps_storage::<Lru>(py, 64);
-        churn_keeps_storage::<Lfu>(py, 64);
-        churn_keeps_storage::<Vttl>(py, 64);
-        churn_keeps_storage::<Unordered<true>>(py, 64);
+        for_policies!(growth_is_amortized(py): Fifo, Ttl, Lru, Vttl, Unordered<false>);
+        for_policies!(churn_keeps_storage(py, 64): Fifo, Lru, Lfu, Vttl, Unordered<true>);
     });
 }
 
@@ -388,10 +392,7 @@ fn lru_bucket_hints_stay_exact() {
 #[test]
 fn prefetch_hint_is_current() {
     Python::attach(|py| {
-        prefetch_hint_follows::<Fifo>(py);
-        prefetch_hint_follows::<Lru>(py);
-        prefetch_hint_follows::<Lfu>(py);
-        prefetch_hint_follows::<Unordered<false>>(py);
+        for_policies!(prefetch_hint_follows(py): Fifo, Lru, Lfu, Unordered<false>);
     });
     // Any address is a valid prefetch hint.
     for addr in [0, 1, usize::MAX, std::ptr::from_ref(&0u8) as usize] {
@@ -429,7 +430,7 @@ fn put_sized<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64, size: usize, m
     let key = PyInt::new(py, k).into_any();
     let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
     let mut trash = Trash::new(py);
-    s.insert(py, &probe, &key, Charge::total(size), meta, &mut trash).unwrap();
+    s.insert(&probe, Write { value: &key, charge: Charge::total(size), meta }, &mut trash).unwrap();
     trash.take_entries().into_iter().map(|(_, cause)| cause).collect()
 }
 
