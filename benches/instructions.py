@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 MAXSIZE = 10_000
 
@@ -87,6 +88,9 @@ def instructions(python, case, ops, measured):
         capture_output=True,
         text=True,
         env=env,
+        # Not the source tree: its `cachebox/` package, without the built module, would shadow
+        # the installed one (`-c` puts the working directory first on `sys.path`).
+        cwd=tempfile.gettempdir(),
         check=True,
     )
     match = re.search(r"refs:\s+([\d,]+)", proc.stderr)
