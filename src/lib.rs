@@ -27,7 +27,7 @@ pub mod fuzzing {
     pub use crate::entry::{fold_hash, Entry, BIG_SIZE};
     pub use crate::policy::{Fifo, Lfu, Lru, NewMeta, Policy, Ttl, Unordered, Vttl};
     pub use crate::store::{
-        Cause, Charge, Inserted, Limits, Probe, Replaced, SetDefault, Store, Trash, Walk, Write, UNLIMITED,
+        Cause, Charge, Inserted, Limits, Probe, Replaced, SetDefault, Store, Trash, Walk, UNLIMITED,
     };
     pub use crate::sync::Owner;
 }

@@ -33,7 +33,7 @@ impl<P: Policy> MemoCache for CacheCore<P> {
         let inserted = self.charged(
             py,
             charge,
-            |store, charge, trash| store.insert(&probe, Write { value, charge, meta: NewMeta::default() }, trash),
+            |store, charge, trash| store.insert(py, &probe, value, charge, NewMeta::default(), trash),
             |inserted| match inserted {
                 Inserted::NeedsKeySize(stored) => Err(stored),
                 other => Ok(other),

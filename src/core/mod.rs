@@ -26,7 +26,7 @@ use crate::clock;
 use crate::convert::{for_each_pair, hash_key, sizeof};
 use crate::entry::Entry;
 use crate::policy::{NewMeta, Policy, Unordered};
-use crate::store::{Cause, Charge, Inserted, ItemsLookup, Limits, Probe, SetDefault, Store, Trash, Walk, Write};
+use crate::store::{Cause, Charge, Inserted, ItemsLookup, Limits, Probe, SetDefault, Store, Trash, Walk};
 use crate::sync::{Guarded, Locked, Owner};
 
 /// What an iterator yields.
@@ -231,7 +231,7 @@ impl<P: Policy> CacheCore<P> {
         let inserted = self.charged(
             py,
             charge,
-            |store, charge, trash| store.insert(&probe, Write { value, charge, meta }, trash),
+            |store, charge, trash| store.insert(py, &probe, value, charge, meta, trash),
             |inserted| match inserted {
                 Inserted::NeedsKeySize(stored) => Err(stored),
                 other => Ok(other),
@@ -267,7 +267,7 @@ impl<P: Policy> CacheCore<P> {
         let outcome = self.charged(
             py,
             charge,
-            |store, charge, trash| store.setdefault(&probe, Write { value: default, charge, meta }, trash),
+            |store, charge, trash| store.setdefault(py, &probe, default, charge, meta, trash),
             |outcome| match outcome {
                 SetDefault::Inserted(Inserted::NeedsKeySize(stored)) => Err(stored),
                 other => Ok(other),

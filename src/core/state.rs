@@ -68,7 +68,7 @@ impl<P: Policy> CacheCore<P> {
             }
             let probe = Probe { key: &key, hash: hash_key(&key)?, owner: &Owner::default() };
             let charge = Self::charge(&key, &value)?;
-            let inserted = store.insert(&probe, Write { value: &value, charge, meta }, &mut trash).map_err(|e| {
+            let inserted = store.insert(py, &probe, &value, charge, meta, &mut trash).map_err(|e| {
                 if e.is_instance_of::<PyOverflowError>(py) {
                     PyValueError::new_err("cache state does not fit the cache's limits")
                 } else {

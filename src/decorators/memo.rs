@@ -423,7 +423,7 @@ impl<'a> Lead<'a> {
     /// `BaseException` (followers then retry).
     fn settle(&mut self, py: Python<'_>, result: PyResult<Done>) -> PyResult<Done> {
         let Some(pending) = self.pending.take() else { return result };
-        let outcome = match &result {
+        let outcome = || match &result {
             Ok(done) => Outcome::Value(done.value.clone_ref(py)),
             Err(e) if e.is_instance_of::<PyException>(py) => Outcome::Error(e.value(py).clone().unbind()),
             Err(_) => Outcome::Abandoned,
@@ -437,7 +437,7 @@ impl Drop for Lead<'_> {
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
             Python::attach(|py| {
-                let _ = self.map.finish(py, &pending, Outcome::Abandoned);
+                let _ = self.map.finish(py, &pending, || Outcome::Abandoned);
             });
         }
     }

@@ -146,7 +146,8 @@ impl PendingMap {
     }
 
     /// Ends a call: removes it from the map, publishes its outcome, wakes the followers.
-    pub fn finish(&self, py: Python<'_>, pending: &Arc<Pending>, outcome: Outcome) -> PyResult<()> {
+    /// `outcome` is built only if some caller follows the call: nobody else reads it.
+    pub fn finish(&self, py: Python<'_>, pending: &Arc<Pending>, outcome: impl FnOnce() -> Outcome) -> PyResult<()> {
         // Leaving the map first means a caller arriving from now on starts afresh (and finds
         // the value in the cache, or computes it again after an error).
         match self.calls.lock(py) {
@@ -158,7 +159,13 @@ impl PendingMap {
             // removes the call before it unlocks.
             Err(_) => self.orphans.push(pending.clone()),
         }
-        *pending.outcome.lock() = outcome;
+        // Followers join under the map's lock, and the call has left the map (or, orphaned,
+        // is skipped by the one thread that can reach it): the count is final here.
+        if pending.followers.load(Ordering::Relaxed) == 0 {
+            *pending.outcome.lock() = Outcome::Abandoned;
+            return Ok(());
+        }
+        *pending.outcome.lock() = outcome();
         pending.finished.notify_all();
         let wakers = std::mem::take(&mut *pending.wakers.lock());
         for future in wakers {

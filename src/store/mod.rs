@@ -35,7 +35,7 @@ pub use probe::ItemsLookup;
 pub use sizes::Charge;
 pub use trash::{Cause, Trash};
 pub use walk::Walk;
-pub use write::{Inserted, Replaced, SetDefault, Write};
+pub use write::{Inserted, Replaced, SetDefault};
 
 /// `maxsize`/`maxmemory` of 0 mean "no limit", reported as `sys.maxsize`.
 pub const UNLIMITED: usize = isize::MAX as usize;

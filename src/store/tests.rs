@@ -19,7 +19,7 @@ fn put<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64, meta: NewMeta) -> us
     let key = PyInt::new(py, k).into_any();
     let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
     let mut trash = Trash::new(py);
-    s.insert(&probe, Write { value: &key, charge: Charge::total(1), meta }, &mut trash).unwrap();
+    s.insert(py, &probe, &key, Charge::total(1), meta, &mut trash).unwrap();
     trash.len()
 }
 
@@ -174,14 +174,11 @@ fn big_sizes_are_accounted_exactly() {
         let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
         let big = (u32::MAX as usize) * 3;
         let mut trash = Trash::new(py);
-        s.insert(&probe, Write { value: &key, charge: Charge::total(big), meta: NewMeta::default() }, &mut trash)
-            .unwrap();
+        s.insert(py, &probe, &key, Charge::total(big), NewMeta::default(), &mut trash).unwrap();
         assert_eq!(s.memory(), big);
-        s.insert(&probe, Write { value: &key, charge: Charge::total(5), meta: NewMeta::default() }, &mut trash)
-            .unwrap();
+        s.insert(py, &probe, &key, Charge::total(5), NewMeta::default(), &mut trash).unwrap();
         assert_eq!(s.memory(), 5);
-        s.insert(&probe, Write { value: &key, charge: Charge::total(big), meta: NewMeta::default() }, &mut trash)
-            .unwrap();
+        s.insert(py, &probe, &key, Charge::total(big), NewMeta::default(), &mut trash).unwrap();
         assert!(s.pop(py, &probe).unwrap().is_some());
         assert_eq!(s.memory(), 0);
         assert!(s.big_sizes.is_empty());
@@ -204,8 +201,7 @@ fn items_find_the_tuple_they_make() {
         assert!(matches!(s.get_items(py, hash, &owner, &items, |_| ()).unwrap(), ItemsLookup::Absent));
         let probe = Probe { key: &tuple, hash, owner: &owner };
         let mut trash = Trash::new(py);
-        s.insert(&probe, Write { value: &tuple, charge: Charge::total(1), meta: NewMeta::default() }, &mut trash)
-            .unwrap();
+        s.insert(py, &probe, &tuple, Charge::total(1), NewMeta::default(), &mut trash).unwrap();
         assert!(matches!(s.get_items(py, hash, &owner, &items, |_| ()).unwrap(), ItemsLookup::Found(_)));
         // Same hash, fewer items: not that tuple.
         assert!(matches!(s.find_items(py, hash, &owner, &items[..1]).unwrap(), ItemsLookup::Absent));
@@ -213,8 +209,7 @@ fn items_find_the_tuple_they_make() {
         let mut s = store::<Lru>(0);
         let list = pyo3::types::PyList::new(py, &items).unwrap().into_any();
         let probe = Probe { key: &list, hash, owner: &owner };
-        s.insert(&probe, Write { value: &list, charge: Charge::total(1), meta: NewMeta::default() }, &mut trash)
-            .unwrap();
+        s.insert(py, &probe, &list, Charge::total(1), NewMeta::default(), &mut trash).unwrap();
         assert!(matches!(s.find_items(py, hash, &owner, &items).unwrap(), ItemsLookup::Undecided));
     });
 }
@@ -276,7 +271,7 @@ fn churn_keeps_storage<P: Policy>(py: Python<'_>, maxsize: usize) {
     let key = PyInt::new(py, -1).into_any();
     let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
     let mut trash = Trash::new(py);
-    s.insert(&probe, Write { value: &key, charge: Charge::total(2), meta: NewMeta::default() }, &mut trash).unwrap();
+    s.insert(py, &probe, &key, Charge::total(2), NewMeta::default(), &mut trash).unwrap();
     assert_eq!(trash.len(), 2);
     assert_eq!(s.policy.allocated_bytes(), bytes);
 }
@@ -430,7 +425,7 @@ fn put_sized<P: Policy>(py: Python<'_>, s: &mut Store<P>, k: i64, size: usize, m
     let key = PyInt::new(py, k).into_any();
     let probe = Probe { key: &key, hash: hash_key(&key).unwrap(), owner: &Owner::default() };
     let mut trash = Trash::new(py);
-    s.insert(&probe, Write { value: &key, charge: Charge::total(size), meta }, &mut trash).unwrap();
+    s.insert(py, &probe, &key, Charge::total(size), meta, &mut trash).unwrap();
     trash.take_entries().into_iter().map(|(_, cause)| cause).collect()
 }
 

@@ -16,14 +16,6 @@ pub struct Replaced {
     pub live: bool,
 }
 
-/// What a write stores: the value, the size it is charged (measured before locking) and what
-/// the policy keeps with it.
-pub struct Write<'a, 'py> {
-    pub value: &'a Bound<'py, PyAny>,
-    pub charge: Charge,
-    pub meta: NewMeta,
-}
-
 /// How an insert went.
 pub enum Inserted {
     New,
@@ -133,9 +125,15 @@ impl<P: Policy> Store<P> {
     }
 
     /// `insert`/`[]=`/`setdefault` of a value.
-    pub fn insert(&mut self, probe: &Probe<'_, '_>, write: Write, trash: &mut Trash) -> PyResult<Inserted> {
-        let py = probe.key.py();
-        let Write { value, charge, meta } = write;
+    pub fn insert(
+        &mut self,
+        py: Python<'_>,
+        probe: &Probe<'_, '_>,
+        value: &Bound<'_, PyAny>,
+        charge: Charge,
+        meta: NewMeta,
+        trash: &mut Trash,
+    ) -> PyResult<Inserted> {
         let now = match meta.now {
             Some(now) if P::EXPIRES => now,
             _ => Self::now(),
@@ -209,10 +207,6 @@ impl<P: Policy> Store<P> {
             return Err(overflow_error());
         }
         self.reserve_one()?;
-        // No stored entry has this key (`insert` found none, expired ones included), so its
-        // size can be recorded before the evictions.
-        let encoded = self.encode_size(key.as_ptr() as usize, size);
-        let entry = Entry { key: key.clone().unbind(), value: value.clone().unbind(), hash, size: encoded };
         if P::EVICTS {
             self.sweep(now, trash);
             while self.len() >= self.limits.maxsize || self.memory.saturating_add(size) > self.limits.maxmemory {
@@ -220,12 +214,15 @@ impl<P: Policy> Store<P> {
                 let cause = if self.len() >= self.limits.maxsize { Cause::Size } else { Cause::Memory };
                 if P::RECYCLES && self.fits_without(victim, size) {
                     // The last eviction: the new entry takes the victim's slot.
-                    self.insert_recycling(victim, cause, entry, size, meta, now, trash);
+                    self.insert_recycling(victim, cause, key, hash, value, size, meta, now, trash);
                     return Ok(());
                 }
                 trash.push(self.remove_id(victim), cause);
             }
         }
+        let key_addr = key.as_ptr() as usize;
+        let encoded = self.encode_size(key_addr, size);
+        let entry = Entry { key: key.clone().unbind(), value: value.clone().unbind(), hash, size: encoded };
         let id = self.policy.push(entry, meta, now);
         self.index_new(id, hash, size);
         self.generation += 1;
@@ -276,17 +273,20 @@ impl<P: Policy> Store<P> {
         &mut self,
         victim: u32,
         cause: Cause,
-        entry: Entry,
+        key: &Bound<'_, PyAny>,
+        hash: u32,
+        value: &Bound<'_, PyAny>,
         size: usize,
         meta: NewMeta,
         now: f64,
         trash: &mut Trash,
     ) {
         let victim_hash = self.policy.slot(victim).entry.hash;
-        if let Some(bucket) = self.bucket_of(victim_hash, victim).and_then(|b| self.table.get_bucket_entry(b).ok()) {
-            bucket.remove();
+        if let Some(entry) = self.bucket_of(victim_hash, victim).and_then(|b| self.table.get_bucket_entry(b).ok()) {
+            entry.remove();
         }
-        let hash = entry.hash;
+        let encoded = self.encode_size(key.as_ptr() as usize, size);
+        let entry = Entry { key: key.clone().unbind(), value: value.clone().unbind(), hash, size: encoded };
         let (id, old) = self.policy.recycle(victim, entry, meta, now);
         self.after_removal(&old);
         trash.push(old, cause);
@@ -296,13 +296,20 @@ impl<P: Policy> Store<P> {
 
     /// `setdefault`: the live value if present (with the policy's setdefault touch), else
     /// inserts `default`.
-    pub fn setdefault(&mut self, probe: &Probe<'_, '_>, default: Write, trash: &mut Trash) -> PyResult<SetDefault> {
-        let py = probe.key.py();
+    pub fn setdefault(
+        &mut self,
+        py: Python<'_>,
+        probe: &Probe<'_, '_>,
+        default: &Bound<'_, PyAny>,
+        charge: Charge,
+        meta: NewMeta,
+        trash: &mut Trash,
+    ) -> PyResult<SetDefault> {
         if let Some(id) = self.find_live(py, probe)? {
             self.policy.on_setdefault_hit(id);
             return Ok(SetDefault::Found(self.policy.slot(id).entry.value.clone_ref(py)));
         }
-        self.insert(probe, default, trash).map(SetDefault::Inserted)
+        self.insert(py, probe, default, charge, meta, trash).map(SetDefault::Inserted)
     }
 
     /// Removes a live key; returns the entry and its expiry instant. An expired entry is left
