@@ -7,8 +7,9 @@ Sizes follow BEHAVIOUR.md §3.1: an entry costs ``key.__sizeof__() + value.__siz
 
 Clock: the TTL models keep their own clock ``now`` that the tests move forward in step with
 ``cachebox._core._advance_clock``. Expiry instants are ``(time, seq)`` pairs: ``seq`` numbers the
-writes, standing for the real clock's nanoseconds that keep running between two writes made at
-the same model time.
+writes, standing for the tick by which the cache clock moves between two writes made at the same
+model time (the test run's frozen clock moves a microsecond per reading, as a running clock never
+reads the same instant twice).
 
 Random replacement: the model cannot know which entries the real cache picked, so
 ``RRModel.explore`` searches the sequences of picks for one under which the model returns what
