@@ -64,23 +64,37 @@ class Kind:
         self.note = note
 
 
+def kind_of(class_name: str) -> str:
+    """The benchmarks' name for a cache class: `FIFOCache` is `fifo`, `Cache` is `cache`."""
+    return class_name[: -len("Cache")].lower() or "cache"
+
+
+def cachebox_class_names() -> list[str]:
+    """The cachebox classes, as the native class table lists them."""
+    import cachebox
+
+    return [cls.__name__ for cls in cachebox._core.CACHE_CLASSES]
+
+
 def _cachebox_kinds() -> dict[str, Kind]:
     import cachebox as cb
 
-    return {
-        "cache": Kind(lambda n: cb.Cache(n), evicts=False, note="Cache(maxsize): never evicts"),
-        "fifo": Kind(lambda n: cb.FIFOCache(n)),
-        "rr": Kind(lambda n: cb.RRCache(n)),
-        "lru": Kind(lambda n: cb.LRUCache(n)),
-        "lfu": Kind(lambda n: cb.LFUCache(n)),
-        "ttl": Kind(lambda n: cb.TTLCache(n, LONG_TTL), note="TTLCache(maxsize, 3600)"),
-        "vttl": Kind(
+    # Where a class is not driven as `cls(maxsize)` with `c[k] = v`; every other class of the
+    # table gets the default row.
+    special = {
+        "Cache": Kind(lambda n: cb.Cache(n), evicts=False, note="Cache(maxsize): never evicts"),
+        "TTLCache": Kind(lambda n: cb.TTLCache(n, LONG_TTL), note="TTLCache(maxsize, 3600)"),
+        "VTTLCache": Kind(
             lambda n: cb.VTTLCache(n),
             put="c.insert(k, v, 3600.0)",
             put_ttl="c.insert(k, v, t)",
             note="VTTLCache(maxsize), insert(k, v, ttl)",
         ),
     }
+    kinds = {}
+    for cls in cb._core.CACHE_CLASSES:
+        kinds[kind_of(cls.__name__)] = special.get(cls.__name__) or Kind(lambda n, cls=cls: cls(n))
+    return kinds
 
 
 def _cachetools_kinds() -> dict[str, Kind]:

@@ -1,19 +1,14 @@
-"""Markdown tables, ratios and the issue-5 targets from a benches/run.py result (a dict)."""
+"""Markdown tables, ratios and the speed targets from a benches/run.py result (a dict)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-POLICY_NAMES = {
-    "cache": "Cache",
-    "fifo": "FIFOCache",
-    "rr": "RRCache",
-    "lru": "LRUCache",
-    "lfu": "LFUCache",
-    "ttl": "TTLCache",
-    "vttl": "VTTLCache",
-}
+from cases import cachebox_class_names, kind_of
+
+# The benchmarks' rows, one per cachebox class of the class table.
+POLICY_NAMES = {kind_of(name): name for name in cachebox_class_names()}
 LIB_ORDER = ["ours", "cachebox-6.2.10", "cachetools", "lru-dict", "functools", "dict"]
 REF = "cachebox-6.2.10"
 

@@ -1,45 +1,7 @@
 """cachebox: fast, correct in-process caches and memoizing decorators, written in Rust."""
 
-from ._core import (
-    EVENT_HIT as EVENT_HIT,
-    EVENT_MISS as EVENT_MISS,
-    BaseCacheImpl as BaseCacheImpl,
-    Cache as Cache,
-    CacheInfo as CacheInfo,
-    FIFOCache as FIFOCache,
-    Frozen as Frozen,
-    LFUCache as LFUCache,
-    LRUCache as LRUCache,
-    RRCache as RRCache,
-    TTLCache as TTLCache,
-    VTTLCache as VTTLCache,
-    __version__ as __version__,
-    cached as cached,
-    cachedmethod as cachedmethod,
-    is_cached as is_cached,
-    make_hash_key as make_hash_key,
-    make_key as make_key,
-    make_typed_key as make_typed_key,
-)
+from . import _core
+from ._core import *
 
-__all__ = [
-    "EVENT_HIT",
-    "EVENT_MISS",
-    "BaseCacheImpl",
-    "Cache",
-    "CacheInfo",
-    "FIFOCache",
-    "Frozen",
-    "LFUCache",
-    "LRUCache",
-    "RRCache",
-    "TTLCache",
-    "VTTLCache",
-    "__version__",
-    "cached",
-    "cachedmethod",
-    "is_cached",
-    "make_hash_key",
-    "make_key",
-    "make_typed_key",
-]
+__all__ = []
+__all__ += _core.__all__

@@ -1,89 +1,103 @@
-//! The seven cache classes: one row each. Every row names the policy and the capabilities
-//! (groups of Python methods) the class has; `cache_pyclass!` stamps the class, its iterator
-//! class and all the methods from the shared template, and the logic lives in `CacheCore<P>`.
+//! The class table: one row per cache class, the only list of them in the crate. A row names
+//! the class, its policy and its capabilities (groups of Python methods); `class_table!`
+//! stamps each class with `cache_pyclass!` (the logic lives in `CacheCore<P>`) and derives
+//! everything else that needs the list: the module's exports and `CACHE_CLASSES`, the native
+//! classes the decorators recognize, and the direct mapping slots.
 
-use cachebox_macros::{cache_pyclass, native_cache_enum};
+use cachebox_macros::cache_pyclass;
 
 use crate::base::BaseCacheImpl;
-use crate::core::{CacheCore, CoreIter, MemoCache};
+use crate::core::{borrow_as, own_as, CacheCore, CoreIter, MemoCache, NativeClass, NativeClasses, NativeHandle};
 use crate::mapping_slots::{self, FastMapping};
 use crate::policy::{Fifo, Lfu, Lru, Ttl, Unordered, Vttl};
-use crate::store::ItemsLookup;
 
 type NoEvict = Unordered<false>;
 type Random = Unordered<true>;
 
-cache_pyclass! {
-    /// A plain hash map with a size limit: never evicts; inserting a new key when full raises
-    /// `OverflowError`.
-    Cache { core: CacheCore<NoEvict>, iter: CoreIter<NoEvict>, base: BaseCacheImpl, caps: [init, write] }
+/// pyo3 names a type "cachebox.LRUCache" at the C level, which Python's own messages print
+/// ("unhashable type: 'cachebox.LRUCache'"). Re-setting `__name__` on the heap type makes
+/// that "LRUCache", as for a class defined in Python; `__module__` stays.
+pub fn set_plain_name(class: &pyo3::Bound<'_, pyo3::types::PyType>, name: &str) -> pyo3::PyResult<()> {
+    use pyo3::types::PyAnyMethods;
+    class.setattr("__name__", name)
 }
 
-cache_pyclass! {
-    /// First In, First Out: evicts the oldest entry.
-    FIFOCache { core: CacheCore<Fifo>, iter: CoreIter<Fifo>, base: BaseCacheImpl, caps: [init, write, first_last] }
-}
-
-cache_pyclass! {
-    /// Random Replacement: evicts a uniformly random entry.
-    RRCache { core: CacheCore<Random>, iter: CoreIter<Random>, base: BaseCacheImpl, caps: [init, write, random_key] }
-}
-
-cache_pyclass! {
-    /// Least Recently Used: evicts the entry unused for the longest time.
-    LRUCache { core: CacheCore<Lru>, iter: CoreIter<Lru>, base: BaseCacheImpl, caps: [init, write, peek, lru_order] }
-}
-
-cache_pyclass! {
-    /// Least Frequently Used: evicts the entry read the fewest times.
-    LFUCache { core: CacheCore<Lfu>, iter: CoreIter<Lfu>, base: BaseCacheImpl, caps: [init, write, peek, lfu_order] }
-}
-
-cache_pyclass! {
-    /// FIFO with a time-to-live: every entry expires `ttl` seconds after it was written.
-    TTLCache { core: CacheCore<Ttl>, iter: CoreIter<Ttl>, base: BaseCacheImpl, caps: [init_ttl, write, first_last, expiring] }
-}
-
-cache_pyclass! {
-    /// Per-key time-to-live: each entry expires when its own `ttl` runs out; evicts the entry
-    /// closest to expiry.
-    VTTLCache { core: CacheCore<Vttl>, iter: CoreIter<Vttl>, base: BaseCacheImpl, caps: [init_vttl, write_vttl, expiring] }
-}
-
-native_cache_enum! {
-    /// A cache the decorators can drive without Python-level method calls.
-    NativeCache as MemoCache, items: ItemsLookup: [Cache, FIFOCache, RRCache, LRUCache, LFUCache, TTLCache, VTTLCache]
-}
-
-/// Serves the mapping slots of every class directly (`mapping_slots`).
-macro_rules! fast_mapping {
-    ($($name:ident: $policy:ty),* $(,)?) => {
-        $(impl FastMapping for $name {
-            type P = $policy;
-            #[inline(always)]
-            fn core_of(&self) -> &CacheCore<$policy> {
-                self.core()
+macro_rules! class_table {
+    ($($(#[doc = $doc:literal])* $name:ident: $policy:ty [$($cap:ident),* $(,)?]),+ $(,)?) => {
+        $(
+            cache_pyclass! {
+                $(#[doc = $doc])*
+                $name { core: CacheCore<$policy>, iter: CoreIter<$policy>, base: BaseCacheImpl, caps: [$($cap),*] }
             }
-            fn pyo3_get() -> &'static std::sync::OnceLock<pyo3::ffi::PyCFunctionFastWithKeywords> {
-                static CELL: std::sync::OnceLock<pyo3::ffi::PyCFunctionFastWithKeywords> = std::sync::OnceLock::new();
-                &CELL
+
+            impl NativeClass for $name {
+                type P = $policy;
+                #[inline(always)]
+                fn core_of(&self) -> &CacheCore<$policy> {
+                    self.core()
+                }
             }
-        })*
+
+            impl FastMapping for $name {
+                fn pyo3_get() -> &'static std::sync::OnceLock<pyo3::ffi::PyCFunctionFastWithKeywords> {
+                    static CELL: std::sync::OnceLock<pyo3::ffi::PyCFunctionFastWithKeywords> =
+                        std::sync::OnceLock::new();
+                    &CELL
+                }
+            }
+        )+
+
+        /// Adds every class to the module, and `CACHE_CLASSES`, the tuple of them in table
+        /// order (what the package's `__all__`, the tests and the benchmarks read).
+        pub fn add_classes(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+            use pyo3::types::PyModuleMethods;
+            let py = m.py();
+            $(
+                m.add_class::<$name>()?;
+                set_plain_name(&py.get_type::<$name>(), stringify!($name))?;
+            )+
+            m.add("CACHE_CLASSES", ($(py.get_type::<$name>(),)+))
+        }
+
+        /// The class names, in table order.
+        pub const CLASS_NAMES: &[&str] = &[$(stringify!($name)),+];
+
+        /// The native classes as the decorators see them.
+        pub fn native_classes() -> NativeClasses {
+            fn borrow<'a>(obj: &'a pyo3::Bound<'_, pyo3::PyAny>) -> Option<&'a dyn MemoCache> {
+                let none: Option<&'a dyn MemoCache> = None;
+                none$(.or_else(|| borrow_as::<$name>(obj)))+
+            }
+            fn own(obj: &pyo3::Bound<'_, pyo3::PyAny>) -> Option<NativeHandle> {
+                let none: Option<NativeHandle> = None;
+                none$(.or_else(|| own_as::<$name>(obj)))+
+            }
+            NativeClasses { borrow, own, unbounded: |py| py.get_type::<FIFOCache>() }
+        }
 
         /// Installs the direct mapping slots on every class (module init).
         pub fn install_fast_slots(py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
-            $(mapping_slots::install::<$name>(py)?;)*
+            $(mapping_slots::install::<$name>(py)?;)+
             Ok(())
         }
     };
 }
 
-fast_mapping! {
-    Cache: NoEvict,
-    FIFOCache: Fifo,
-    RRCache: Random,
-    LRUCache: Lru,
-    LFUCache: Lfu,
-    TTLCache: Ttl,
-    VTTLCache: Vttl,
+class_table! {
+    /// A plain hash map with a size limit: never evicts; inserting a new key when full raises
+    /// `OverflowError`.
+    Cache: NoEvict [init, write],
+    /// First In, First Out: evicts the oldest entry.
+    FIFOCache: Fifo [init, write, first_last],
+    /// Random Replacement: evicts a uniformly random entry.
+    RRCache: Random [init, write, random_key],
+    /// Least Recently Used: evicts the entry unused for the longest time.
+    LRUCache: Lru [init, write, peek, lru_order],
+    /// Least Frequently Used: evicts the entry read the fewest times.
+    LFUCache: Lfu [init, write, peek, lfu_order],
+    /// FIFO with a time-to-live: every entry expires `ttl` seconds after it was written.
+    TTLCache: Ttl [init_ttl, write, first_last, expiring],
+    /// Per-key time-to-live: each entry expires when its own `ttl` runs out; evicts the entry
+    /// closest to expiry.
+    VTTLCache: Vttl [init_vttl, write_vttl, expiring],
 }

@@ -26,9 +26,7 @@ pub mod fuzzing {
     pub use crate::convert::hash_key;
     pub use crate::entry::{fold_hash, Entry, BIG_SIZE};
     pub use crate::policy::{Fifo, Lfu, Lru, NewMeta, Policy, Ttl, Unordered, Vttl};
-    pub use crate::store::{
-        Cause, Charge, Inserted, Limits, Probe, Replaced, SetDefault, Store, Trash, Walk, UNLIMITED,
-    };
+    pub use crate::store::{Cause, Charge, Inserted, Limits, Probe, Replaced, Store, Trash, Walk, UNLIMITED};
     pub use crate::sync::Owner;
 }
 
@@ -39,8 +37,6 @@ mod _core {
     #[pymodule_export]
     use crate::base::{BaseCacheImpl, Frozen};
     #[pymodule_export]
-    use crate::classes::{Cache, FIFOCache, LFUCache, LRUCache, RRCache, TTLCache, VTTLCache};
-    #[pymodule_export]
     use crate::decorators::{
         cached, cachedmethod, is_cached, make_hash_key, make_key, make_typed_key, CachedCall, CachedFunction, Decorator,
     };
@@ -50,26 +46,34 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-        // pyo3 names a type "cachebox.LRUCache" at the C level, which Python's own messages
-        // print ("unhashable type: 'cachebox.LRUCache'"). Re-setting `__name__` on the heap
-        // type makes that "LRUCache", as for a class defined in Python; `__module__` stays.
-        for name in [
-            "BaseCacheImpl",
-            "Frozen",
-            "Cache",
-            "FIFOCache",
-            "RRCache",
-            "LRUCache",
-            "LFUCache",
-            "TTLCache",
-            "VTTLCache",
-        ] {
-            let class = m.getattr(name)?;
-            class.setattr("__name__", name)?;
-        }
-        crate::classes::install_fast_slots(m.py())?;
+        let py = m.py();
+        crate::classes::set_plain_name(&py.get_type::<crate::base::BaseCacheImpl>(), "BaseCacheImpl")?;
+        crate::classes::set_plain_name(&py.get_type::<crate::base::Frozen>(), "Frozen")?;
+        crate::classes::add_classes(m)?;
+        crate::core::install_native_classes(crate::classes::native_classes());
+        crate::classes::install_fast_slots(py)?;
         crate::decorators::install_call_slots(m.py())?;
-        crate::decorators::register(m)
+        crate::decorators::register(m)?;
+        // `__all__` is the public API, which `from cachebox._core import *` gives the package;
+        // its class names come from the class table. (pyo3 lists every name added, the test
+        // hooks and the decorators' object types included.)
+        let mut public = vec![
+            "BaseCacheImpl",
+            "CacheInfo",
+            "EVENT_HIT",
+            "EVENT_MISS",
+            "Frozen",
+            "__version__",
+            "cached",
+            "cachedmethod",
+            "is_cached",
+            "make_hash_key",
+            "make_key",
+            "make_typed_key",
+        ];
+        public.extend_from_slice(crate::classes::CLASS_NAMES);
+        public.sort_unstable();
+        m.setattr("__all__", public)
     }
 
     /// Moves the TTL clock forward by `seconds` for every cache (for tests).

@@ -14,16 +14,13 @@ use std::sync::OnceLock;
 use pyo3::exceptions::{PySystemError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::PyClass;
 
-use crate::core::CacheCore;
+use crate::core::NativeClass;
 use crate::direct_slot::run;
-use crate::policy::{NewMeta, Policy};
+use crate::policy::NewMeta;
 
 /// A cache class whose mapping slots this module serves.
-pub trait FastMapping: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync {
-    type P: Policy;
-    fn core_of(&self) -> &CacheCore<Self::P>;
+pub trait FastMapping: NativeClass {
     /// Where `install` keeps pyo3's own C function for `get` (one cell per class).
     fn pyo3_get() -> &'static OnceLock<ffi::PyCFunctionFastWithKeywords>;
 }

@@ -1,12 +1,12 @@
-"""What the tests know about the caches apart from their policies: the seven class names and
-how to build one by name, what an entry is charged, the capacity a table reports, the message
-of a refused insert, and a call's outcome as a value to compare.
-
-This module imports nothing at import time but the standard library (``cachebox`` is imported
-when a cache is built), so a child interpreter that uses it starts fast.
+"""What the tests know about the caches apart from their policies: the class names and how to
+build one by name, what an entry is charged, the capacity a table reports, the message of a
+refused insert, and a call's outcome as a value to compare.
 """
 
-CLASS_NAMES = ("Cache", "FIFOCache", "RRCache", "LRUCache", "LFUCache", "TTLCache", "VTTLCache")
+import cachebox
+
+#: Every cache class, as the native class table lists them.
+CLASS_NAMES = tuple(cls.__name__ for cls in cachebox._core.CACHE_CLASSES)
 
 #: The global TTL used by :func:`make_cache` for ``TTLCache`` (long enough never to run out).
 HELPER_TTL = 3600.0
@@ -18,8 +18,6 @@ OVERFLOW_MESSAGE = "The cache has reached the bound"
 def make_cache(name, maxsize=0, cls=None, **kwargs):
     """An instance of cachebox class ``name``, or of ``cls`` (a subclass of it). ``TTLCache``
     gets the global TTL :data:`HELPER_TTL`."""
-    import cachebox
-
     cls = cls or getattr(cachebox, name)
     if name == "TTLCache":
         return cls(maxsize, HELPER_TTL, **kwargs)

@@ -27,15 +27,7 @@ CHANGED = "cache changed during iteration"
 BOUND = "The cache has reached the bound"
 NEGATIVE = "can't convert negative int to unsigned"
 INT_ENTRY = 28 + 28  # ``(1).__sizeof__()`` twice: one small int key plus one small int value
-ALL_CLASSES = (
-    cachebox.Cache,
-    cachebox.FIFOCache,
-    cachebox.RRCache,
-    cachebox.LRUCache,
-    cachebox.LFUCache,
-    cachebox.TTLCache,
-    cachebox.VTTLCache,
-)
+ALL_CLASSES = cachebox._core.CACHE_CLASSES
 
 
 # ---------------------------------------------------------------------------------------

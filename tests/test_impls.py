@@ -66,3 +66,14 @@ class TestVTTLCache(ExplicitCapacityPickleMixin, AllMixins):
     KEY_READERS = ("get_with_expire",)
     KEY_REMOVERS = ("pop_with_expire",)
     WRITE_ARITY = 3
+
+
+def test_every_class_in_the_table_is_covered_here_and_modelled():
+    """A new row in the native class table fails here until it has a test class and a model."""
+    from models import MODELS
+
+    tested = {
+        cls.CACHE for cls in globals().values() if isinstance(cls, type) and getattr(cls, "CACHE", None)
+    }
+    assert tested == set(cachebox._core.CACHE_CLASSES)
+    assert set(MODELS) == {cls.__name__ for cls in cachebox._core.CACHE_CLASSES}

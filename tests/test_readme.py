@@ -26,9 +26,8 @@ from cachebox import (
     TTLCache,
     VTTLCache,
 )
-from cachebox._core import _advance_clock as advance
+from cachebox._core import CACHE_CLASSES, _advance_clock as advance
 
-CACHE_CLASSES = (Cache, FIFOCache, RRCache, LRUCache, LFUCache, TTLCache, VTTLCache)
 FROZEN_MESSAGE = "^This cache is frozen.$"
 BASE_MESSAGE = "do not call this constructor, you can subclass this implementation or use other classes."
 

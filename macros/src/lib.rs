@@ -98,77 +98,6 @@ macro_rules! decorator_factory {
     };
 }
 
-/// Declares `$enum`, a handle on a cache object whose exact type is one of the listed native
-/// classes, so callers can skip Python-level dispatch (`lookup`/`store` go straight to the
-/// class's `$trait` implementation).
-#[macro_export]
-macro_rules! native_cache_enum {
-    ($(#[doc = $doc:literal])* $enum:ident as $trait:path, items: $items:ident : [$($class:ident),+ $(,)?]) => {
-        $(#[doc = $doc])*
-        pub enum $enum {
-            $($class(::pyo3::Py<$class>),)+
-        }
-
-        impl $enum {
-            /// `Some` only for exact instances (a Python subclass may override methods).
-            pub fn of(obj: &::pyo3::Bound<'_, ::pyo3::PyAny>) -> Option<Self> {
-                use ::pyo3::types::PyAnyMethods;
-                $(
-                    if obj.is_exact_instance_of::<$class>() {
-                        return obj.cast::<$class>().ok().map(|c| Self::$class(c.clone().unbind()));
-                    }
-                )+
-                None
-            }
-
-            /// `$trait::lookup` on the concrete class (a `match`, no virtual call).
-            #[inline]
-            pub fn lookup(
-                &self,
-                py: ::pyo3::Python<'_>,
-                key: &::pyo3::Bound<'_, ::pyo3::PyAny>,
-                hash: u32,
-            ) -> ::pyo3::PyResult<Option<::pyo3::Py<::pyo3::PyAny>>> {
-                match self {
-                    $(Self::$class(c) => <_ as $trait>::lookup(c.get().core(), py, key, hash),)+
-                }
-            }
-
-            /// `$trait::lookup_items` on the concrete class.
-            #[inline]
-            pub fn lookup_items(
-                &self,
-                py: ::pyo3::Python<'_>,
-                items: &[::pyo3::Bound<'_, ::pyo3::PyAny>],
-                hash: u32,
-            ) -> ::pyo3::PyResult<$items<::pyo3::Py<::pyo3::PyAny>>> {
-                match self {
-                    $(Self::$class(c) => <_ as $trait>::lookup_items(c.get().core(), py, items, hash),)+
-                }
-            }
-
-            /// `$trait::store` on the concrete class.
-            pub fn store(
-                &self,
-                py: ::pyo3::Python<'_>,
-                key: &::pyo3::Bound<'_, ::pyo3::PyAny>,
-                hash: u32,
-                value: &::pyo3::Bound<'_, ::pyo3::PyAny>,
-            ) -> ::pyo3::PyResult<()> {
-                match self {
-                    $(Self::$class(c) => <_ as $trait>::store(c.get().core(), py, key, hash, value),)+
-                }
-            }
-
-            pub fn clone_ref(&self, py: ::pyo3::Python<'_>) -> Self {
-                match self {
-                    $(Self::$class(c) => Self::$class(c.clone_ref(py)),)+
-                }
-            }
-        }
-    };
-}
-
 /// The token muncher behind `cache_pyclass!`: appends one capability's methods at a time,
 /// then emits the class's single `#[pymethods]` block.
 ///
@@ -629,7 +558,7 @@ macro_rules! __cache_methods {
                 key: &::pyo3::Bound<'_, ::pyo3::PyAny>,
                 default: Option<::pyo3::Py<::pyo3::PyAny>>,
             ) -> ::pyo3::PyResult<(::pyo3::Py<::pyo3::PyAny>, f64)> {
-                self.core.get_with_expire(py, key, default.unwrap_or_else(|| py.None()))
+                self.core.with_expire(py, key, default.unwrap_or_else(|| py.None()), <$core>::PEEK)
             }
 
             /// Removes `key`; returns `(value, seconds left)`, or `(default, 0.0)`.
@@ -640,7 +569,7 @@ macro_rules! __cache_methods {
                 key: &::pyo3::Bound<'_, ::pyo3::PyAny>,
                 default: Option<::pyo3::Py<::pyo3::PyAny>>,
             ) -> ::pyo3::PyResult<(::pyo3::Py<::pyo3::PyAny>, f64)> {
-                self.core.pop_with_expire(py, key, default.unwrap_or_else(|| py.None()))
+                self.core.with_expire(py, key, default.unwrap_or_else(|| py.None()), <$core>::POP)
             }
 
             /// Removes the next entry to expire; returns `(key, value, seconds left)`.

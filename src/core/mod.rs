@@ -10,7 +10,9 @@
 mod memo_cache;
 mod state;
 
-pub use memo_cache::MemoCache;
+pub use memo_cache::{
+    borrow_as, install_native_classes, native_classes, own_as, MemoCache, NativeClass, NativeClasses, NativeHandle,
+};
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{
@@ -43,6 +45,13 @@ pub enum Kind {
 pub struct CoreIter<P: Policy> {
     walk: Mutex<Option<Walk<P::Cursor>>>,
     kind: Kind,
+}
+
+/// Whether `with_expire` leaves the entry in place or removes it.
+#[derive(Clone, Copy)]
+pub enum Take {
+    Peek,
+    Pop,
 }
 
 /// With more than 50 entries, `repr` shows the first 51 and then `... N more ...`.
@@ -171,15 +180,24 @@ impl<P: Policy> CacheCore<P> {
         Ok(store.peek(py, &probe)?.map(|(v, at)| (v.clone_ref(py), at)))
     }
 
-    /// `get_with_expire`: `(value, seconds left)` or `(default, 0.0)`.
-    pub fn get_with_expire(
+    pub const PEEK: Take = Take::Peek;
+    pub const POP: Take = Take::Pop;
+
+    /// `get_with_expire` (`PEEK`) and `pop_with_expire` (`POP`): `(value, seconds left)` or
+    /// `(default, 0.0)`.
+    pub fn with_expire(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         default: Py<PyAny>,
+        take: Take,
     ) -> PyResult<(Py<PyAny>, f64)> {
         let now = clock::now();
-        Ok(self.peek(py, key)?.map_or((default, 0.0), |(v, at)| (v, remaining(at, now))))
+        let found = match take {
+            Take::Peek => self.peek(py, key)?,
+            Take::Pop => self.pop(py, key)?.map(|(entry, at)| (entry.value, at)),
+        };
+        Ok(found.map_or((default, 0.0), |(v, at)| (v, remaining(at, now))))
     }
 
     /// Runs `write` (an insert) until it does not ask for the size of a stored key: an update
@@ -256,18 +274,18 @@ impl<P: Policy> CacheCore<P> {
         let probe = self.probe(key)?;
         // Sizes are only needed when the key is missing; look first so that a hit never calls
         // `__sizeof__` on the default.
-        {
-            let mut store = self.lock(py)?;
-            if let Some(id) = store.find_live(py, &probe)? {
-                store.policy.on_setdefault_hit(id);
-                return Ok(store.entry(id).value.clone_ref(py));
-            }
+        if let Some(value) = self.lock(py)?.setdefault_hit(py, &probe)? {
+            return Ok(value);
         }
         let charge = Self::charge(key, default)?;
+        // Looked up again under the lock the insert takes: another thread may have set it.
         let outcome = self.charged(
             py,
             charge,
-            |store, charge, trash| store.setdefault(py, &probe, default, charge, meta, trash),
+            |store, charge, trash| match store.setdefault_hit(py, &probe)? {
+                Some(value) => Ok(SetDefault::Found(value)),
+                None => store.insert(py, &probe, default, charge, meta, trash).map(SetDefault::Inserted),
+            },
             |outcome| match outcome {
                 SetDefault::Inserted(Inserted::NeedsKeySize(stored)) => Err(stored),
                 other => Ok(other),
@@ -285,18 +303,6 @@ impl<P: Policy> CacheCore<P> {
         let probe = self.probe(key)?;
         let mut store = self.lock(py)?;
         store.pop(py, &probe)
-    }
-
-    /// `pop_with_expire`: `(value, seconds left)` or `(default, 0.0)`.
-    pub fn pop_with_expire(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        default: Py<PyAny>,
-    ) -> PyResult<(Py<PyAny>, f64)> {
-        let now = clock::now();
-        let popped = self.pop(py, key)?;
-        Ok(popped.map_or((default, 0.0), |(e, at)| (e.value, remaining(at, now))))
     }
 
     pub fn delitem(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -14,8 +14,8 @@ use pyo3::{intern, IntoPyObjectExt};
 
 use super::keys::{make_key, make_typed_key, FastTypes};
 use super::pending::{Leader, Outcome, Pending, PendingMap, Role};
-use crate::classes::NativeCache;
 use crate::convert::{hash_key, items_hash, tuple_hash_matches};
+use crate::core::{native_classes, MemoCache, NativeHandle};
 use crate::entry::fold_hash;
 use crate::store::ItemsLookup;
 use crate::sync::{thread_id, Counter};
@@ -40,7 +40,7 @@ pub enum KeyMaker {
 /// Where the cache comes from.
 pub enum Source {
     /// One cache for every call; `native` when it is an exact cachebox class.
-    Fixed { cache: Py<PyAny>, native: Option<NativeCache> },
+    Fixed { cache: Py<PyAny>, native: Option<NativeHandle> },
     /// `cache(args[0])` on every call (`cached(lambda self: self._cache)`).
     Factory(Py<PyAny>),
 }
@@ -53,9 +53,9 @@ pub enum CopyLevel {
 }
 
 pub struct Memo {
-    /// Set at construction when the common case applies (a native cache, the default key
-    /// maker, `self` in the key): calls without keywords then take `call_fast`.
-    pub fast: Option<NativeCache>,
+    /// The common case (a fixed native cache, the default key maker, `self` in the key):
+    /// calls without keywords key on their positional arguments (`TupleKey`, `ItemsKey`).
+    pub fast: bool,
     pub func: Py<PyAny>,
     pub source: Source,
     pub key_maker: KeyMaker,
@@ -70,18 +70,14 @@ pub struct Memo {
 }
 
 /// The cache one call works with.
+#[derive(Clone, Copy)]
 enum Target<'a, 'py> {
-    Native(&'a NativeCache),
-    Python(Bound<'py, PyAny>),
-}
-
-/// A cache resolved for one call; owns the handle in factory mode.
-pub struct Resolved<'py> {
-    obj: Bound<'py, PyAny>,
-    native: Option<NativeCache>,
+    Native(&'a dyn MemoCache),
+    Python(&'a Bound<'py, PyAny>),
 }
 
 impl Target<'_, '_> {
+    #[inline(always)]
     fn lookup(&self, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>> {
         let py = key.py();
         match self {
@@ -116,8 +112,98 @@ pub struct Done {
     value: Py<PyAny>,
 }
 
-/// The `copy` module's `copy`, looked up once.
-fn copy_function(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+impl Done {
+    fn hit(value: Py<PyAny>) -> Self {
+        Self { event: EVENT_HIT, value }
+    }
+
+    fn miss(value: Py<PyAny>) -> Self {
+        Self { event: EVENT_MISS, value }
+    }
+}
+
+/// What the first-tier lookup of a call found.
+enum Looked<'py> {
+    /// `key` is `None` where the path never built it (such a path is taken only when there is
+    /// no callback, the one step after this that needs the key).
+    Hit { value: Py<PyAny>, key: Option<Bound<'py, PyAny>> },
+    /// Not there: the key to lead or follow with, and the positional arguments to compute with.
+    Miss { key: Bound<'py, PyAny>, hash: u32, args: Bound<'py, PyTuple> },
+}
+
+/// Where a call's key comes from: the one step in which the calling conventions differ. The
+/// rest of the pipeline (`Memo::run`) is the same for all of them.
+trait KeySource<'py> {
+    fn look_up(self, py: Python<'py>, target: Target<'_, 'py>) -> PyResult<Looked<'py>>;
+}
+
+/// A key made already (by the key maker), looked up as it is.
+struct MadeKey<'a, 'py> {
+    key: Bound<'py, PyAny>,
+    hash: u32,
+    args: &'a Bound<'py, PyTuple>,
+}
+
+impl<'py> KeySource<'py> for MadeKey<'_, 'py> {
+    #[inline(always)]
+    fn look_up(self, _py: Python<'py>, target: Target<'_, 'py>) -> PyResult<Looked<'py>> {
+        Ok(match target.lookup(&self.key, self.hash)? {
+            Some(value) => Looked::Hit { value, key: Some(self.key) },
+            None => Looked::Miss { key: self.key, hash: self.hash, args: self.args.clone() },
+        })
+    }
+}
+
+/// The default key of positional arguments, like CPython's `lru_cache`: the argument tuple
+/// itself, or its only item when that is an exact `int` or `str`.
+struct TupleKey<'a, 'py>(&'a Bound<'py, PyTuple>);
+
+impl<'py> KeySource<'py> for TupleKey<'_, 'py> {
+    #[inline(always)]
+    fn look_up(self, py: Python<'py>, target: Target<'_, 'py>) -> PyResult<Looked<'py>> {
+        let key = make_key(self.0, None, FastTypes::IntStr)?;
+        let hash = hash_key(&key)?;
+        MadeKey { key, hash, args: self.0 }.look_up(py, target)
+    }
+}
+
+/// `TupleKey` of positional arguments as vectorcall passes them: the tuple is not built for a
+/// hit. Its hash is computed from the items, and stored tuples are compared item by item; the
+/// tuple is built only to call the function on a miss.
+struct ItemsKey<'a, 'py>(&'a [Bound<'py, PyAny>]);
+
+impl<'py> KeySource<'py> for ItemsKey<'_, 'py> {
+    #[inline(always)]
+    fn look_up(self, py: Python<'py>, target: Target<'_, 'py>) -> PyResult<Looked<'py>> {
+        let Target::Native(cache) = target else {
+            return TupleKey(&PyTuple::new(py, self.0)?).look_up(py, target);
+        };
+        match self.0 {
+            [only] if only.is_exact_instance_of::<PyInt>() || only.is_exact_instance_of::<PyString>() => {
+                let hash = hash_key(only)?;
+                Ok(match cache.lookup(py, only, hash)? {
+                    Some(value) => Looked::Hit { value, key: None },
+                    None => Looked::Miss { key: only.clone(), hash, args: PyTuple::new(py, self.0)? },
+                })
+            }
+            _ if tuple_hash_matches(py) => {
+                let hash = fold_hash(items_hash(self.0)?);
+                match cache.lookup_items(py, self.0, hash)? {
+                    ItemsLookup::Found(value) => Ok(Looked::Hit { value, key: None }),
+                    ItemsLookup::Absent => {
+                        let args = PyTuple::new(py, self.0)?;
+                        Ok(Looked::Miss { key: make_key(&args, None, FastTypes::IntStr)?, hash, args })
+                    }
+                    ItemsLookup::Undecided => TupleKey(&PyTuple::new(py, self.0)?).look_up(py, target),
+                }
+            }
+            _ => TupleKey(&PyTuple::new(py, self.0)?).look_up(py, target),
+        }
+    }
+}
+
+/// The `copy` module's `copy`, looked up once (at module init: a direct slot never sets it).
+pub fn copy_function(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static COPY: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
     COPY.get_or_try_init(py, || Ok::<_, PyErr>(py.import("copy")?.getattr("copy")?.unbind())).map(|f| f.bind(py))
 }
@@ -152,30 +238,37 @@ impl Memo {
         }
     }
 
-    /// Resolves the cache for a call (factory mode calls `cache(args[0])`).
-    pub fn resolve<'py>(&self, args: &Bound<'py, PyTuple>) -> PyResult<Resolved<'py>> {
-        let py = args.py();
+    /// Factory mode: the cache `cache(args[0])` gives this call; `None` for a fixed cache.
+    fn call_cache<'py>(&self, args: &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyAny>>> {
         match &self.source {
-            Source::Fixed { cache, .. } => Ok(Resolved { obj: cache.bind(py).clone(), native: None }),
+            Source::Fixed { .. } => Ok(None),
             Source::Factory(factory) => {
                 // IndexError without a positional argument, as `args[0]` would raise.
                 let first = args.as_any().get_item(0)?;
-                let obj = factory.bind(py).call1((first,))?;
-                let native = NativeCache::of(&obj);
-                Ok(Resolved { obj, native })
+                factory.bind(args.py()).call1((first,)).map(Some)
             }
         }
     }
 
-    /// The cache a call works with: the fixed native cache, else the one resolved for the
-    /// call (`native` when it is an exact cachebox class, else the object `obj`).
-    fn target<'a, 'py>(&'a self, native: &'a Option<NativeCache>, obj: Bound<'py, PyAny>) -> Target<'a, 'py> {
-        if let Source::Fixed { native: Some(native), .. } = &self.source {
-            return Target::Native(native);
-        }
-        match native {
-            Some(native) => Target::Native(native),
-            None => Target::Python(obj),
+    /// The cache a call works with: the fixed one, or `made`, the one `call_cache` gave it.
+    fn target<'a, 'py>(&'a self, py: Python<'py>, made: Option<&'a Bound<'py, PyAny>>) -> PyResult<Target<'a, 'py>> {
+        Ok(match (&self.source, made) {
+            (Source::Fixed { native: Some(native), .. }, _) => Target::Native(native.as_ref()),
+            (Source::Fixed { cache, native: None }, _) => Target::Python(cache.bind(py)),
+            (Source::Factory(_), Some(made)) => match (native_classes()?.borrow)(made) {
+                Some(native) => Target::Native(native),
+                None => Target::Python(made),
+            },
+            (Source::Factory(_), None) => return Err(PyRuntimeError::new_err("cached call lost its cache")),
+        })
+    }
+
+    /// The fixed native cache, when calls take the fast key sources.
+    #[inline(always)]
+    fn fast_cache(&self) -> Option<&dyn MemoCache> {
+        match &self.source {
+            Source::Fixed { native: Some(native), .. } if self.fast => Some(native.as_ref()),
+            _ => None,
         }
     }
 
@@ -233,143 +326,102 @@ impl Memo {
         }
     }
 
-    #[inline]
-    fn count(&self, event: u8) {
+    /// What every call ends with, sync or async, hit or miss: counts the event and runs the
+    /// callback; returns what the callback returned (an async call awaits an awaitable). The
+    /// callback needs the key, so a path without one (`None`) is taken only when there is no
+    /// callback.
+    #[inline(always)]
+    fn report<'py>(
+        &self,
+        event: u8,
+        value: &Bound<'py, PyAny>,
+        key: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let counter = if event == EVENT_HIT { &self.hits } else { &self.misses };
         counter.bump();
-    }
-
-    /// Calls the callback, if any; returns what it returned.
-    #[inline]
-    fn notify<'py>(
-        &self,
-        py: Python<'py>,
-        done: &Done,
-        key: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         match &self.callback {
             None => Ok(None),
-            Some(cb) => cb.bind(py).call1((done.event, key, done.value.bind(py))).map(Some),
+            Some(cb) => {
+                let key = key.ok_or_else(|| PyRuntimeError::new_err("cached call lost its key"))?;
+                cb.bind(value.py()).call1((event, key, value)).map(Some)
+            }
         }
     }
 
-    /// The last step of every sync call: counts the event, runs the callback, copies the
-    /// value out. The callback needs the key, so a path without one (`None`) is taken only
-    /// when there is no callback.
+    /// The last step of every sync call: `report`, then the value copied out. The value is
+    /// held as a `Bound` meanwhile, so that an error releases it at once (the direct slots run
+    /// without pyo3's attach count, where dropping a `Py` would defer its release).
     #[inline(always)]
     fn deliver(&self, py: Python<'_>, done: Done, key: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
-        self.count(done.event);
-        if self.callback.is_some() {
-            let key = key.ok_or_else(|| PyRuntimeError::new_err("cached call lost its key"))?;
-            self.notify(py, &done, key)?;
-        }
-        self.copy_out(py, done.value)
+        let value = done.value.into_bound(py);
+        self.report(done.event, &value, key)?;
+        self.copy_out(py, value.unbind())
     }
 
     // ---- sync ----
 
-    /// One call of a decorated sync function.
+    /// One call of a decorated sync function, from pyo3's `__call__` or from the direct
+    /// `tp_call` (`call_slots`), which runs without pyo3's attach count: everything that may
+    /// give up a reference (a miss, the general path) runs inside `Python::attach`, so that it
+    /// is released at once rather than deferred.
     #[inline]
     pub fn call(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> PyResult<Py<PyAny>> {
-        match (&self.fast, call.kwargs) {
-            (Some(cache), None) => self.call_fast(py, cache, call.args),
-            _ => self.call_general(py, call),
+        match (self.fast_cache(), call.kwargs) {
+            (Some(cache), None) => self.run(py, Target::Native(cache), TupleKey(call.args), None),
+            _ => Python::attach(|py| self.call_general(py, call)),
         }
-    }
-
-    /// `call` for the direct `tp_call` (`call_slots`), which runs without pyo3's attach count:
-    /// a plain hit (no callback) is served here, where nothing drops a `Py`; everything else
-    /// runs inside `Python::attach`, so that the references a miss gives up are released at
-    /// once rather than deferred.
-    pub fn call_direct(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> PyResult<Py<PyAny>> {
-        if let (Some(cache), None, None) = (&self.fast, call.kwargs, &self.callback) {
-            let key = make_key(call.args, None, FastTypes::IntStr)?;
-            let hash = hash_key(&key)?;
-            if let Some(value) = cache.lookup(py, &key, hash)? {
-                return self.deliver(py, Done { event: EVENT_HIT, value }, None);
-            }
-            return Python::attach(|py| {
-                let done = self.miss(py, &Target::Native(cache), call, &key, hash)?;
-                self.deliver(py, done, Some(&key))
-            });
-        }
-        Python::attach(|py| self.call(py, call))
     }
 
     /// A call with positional arguments only, through vectorcall (`call_slots`), which runs
-    /// without pyo3's attach count as `call_direct` does. The key, the argument tuple or its
-    /// only item when that is an exact `int` or `str`, is looked up without building the
-    /// tuple: its hash is computed from the items, and stored tuples are compared item by
-    /// item. The tuple is built only to call the function on a miss.
+    /// without pyo3's attach count as the direct `tp_call` does.
     pub fn call_vector(&self, py: Python<'_>, args: &[Bound<'_, PyAny>]) -> PyResult<Py<PyAny>> {
-        let (Some(cache), None) = (&self.fast, &self.callback) else {
-            let tuple = PyTuple::new(py, args)?;
-            return Python::attach(|py| self.call(py, CallArgs { args: &tuple, kwargs: None }));
-        };
-        let (found, hash) = match args {
-            [only] if only.is_exact_instance_of::<PyInt>() || only.is_exact_instance_of::<PyString>() => {
-                let hash = hash_key(only)?;
-                (cache.lookup(py, only, hash)?.into(), hash)
-            }
-            _ if tuple_hash_matches(py) => {
-                let hash = fold_hash(items_hash(args)?);
-                (cache.lookup_items(py, args, hash)?, hash)
-            }
-            _ => (ItemsLookup::Undecided, 0),
-        };
-        match found {
-            ItemsLookup::Found(value) => self.deliver(py, Done { event: EVENT_HIT, value }, None),
-            ItemsLookup::Absent => {
-                let tuple = PyTuple::new(py, args)?;
-                let key = make_key(&tuple, None, FastTypes::IntStr)?;
-                Python::attach(|py| {
-                    let call = CallArgs { args: &tuple, kwargs: None };
-                    let done = self.miss(py, &Target::Native(cache), call, &key, hash)?;
-                    self.deliver(py, done, Some(&key))
-                })
-            }
-            ItemsLookup::Undecided => {
-                let tuple = PyTuple::new(py, args)?;
-                Python::attach(|py| self.call_fast(py, cache, &tuple))
+        match (self.fast_cache(), &self.callback) {
+            (Some(cache), None) => self.run(py, Target::Native(cache), ItemsKey(args), None),
+            _ => {
+                let args = PyTuple::new(py, args)?;
+                self.call(py, CallArgs { args: &args, kwargs: None })
             }
         }
     }
 
-    /// The common case, like CPython's `lru_cache`: the key is the argument tuple itself, or
-    /// its only item when that is an exact `int` or `str`.
-    #[inline]
-    fn call_fast(&self, py: Python<'_>, cache: &NativeCache, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
-        let key = make_key(args, None, FastTypes::IntStr)?;
-        let hash = hash_key(&key)?;
-        let done = match cache.lookup(py, &key, hash)? {
-            Some(value) => Done { event: EVENT_HIT, value },
-            None => self.miss(py, &Target::Native(cache), CallArgs { args, kwargs: None }, &key, hash)?,
-        };
-        self.deliver(py, done, Some(&key))
-    }
-
+    /// Any call: keywords, `cachebox__ignore`, a key maker, a cache factory or a cache that is
+    /// not native.
     fn call_general(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> PyResult<Py<PyAny>> {
         let (ignore, kwargs) = Self::split_ignore(call.kwargs)?;
-        let call = CallArgs { args: call.args, kwargs: kwargs.as_ref() };
         if ignore {
-            return Ok(self.func.bind(py).call(call.args, call.kwargs)?.unbind());
+            return Ok(self.func.bind(py).call(call.args, kwargs.as_ref())?.unbind());
         }
-        let resolved = self.resolve(call.args)?;
-        let target = self.target(&resolved.native, resolved.obj.clone());
-        let key = self.make_key(&self.key_args(call.args), call.kwargs)?;
+        let made = self.call_cache(call.args)?;
+        let target = self.target(py, made.as_ref())?;
+        let key = self.make_key(&self.key_args(call.args), kwargs.as_ref())?;
         let hash = hash_key(&key)?;
-        let done = match target.lookup(&key, hash)? {
-            Some(value) => Done { event: EVENT_HIT, value },
-            None => self.miss(py, &target, call, &key, hash)?,
-        };
-        self.deliver(py, done, Some(&key))
+        self.run(py, target, MadeKey { key, hash, args: call.args }, kwargs.as_ref())
     }
 
-    /// The miss path: lead the computation for `key`, or wait for the leader's outcome.
-    fn miss(
+    /// The pipeline of every sync call: the key source's lookup in the cache; on a miss, lead
+    /// the computation or follow the call in flight (`fill`); then deliver.
+    #[inline(always)]
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        target: Target<'_, 'py>,
+        source: impl KeySource<'py>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        match source.look_up(py, target)? {
+            Looked::Hit { value, key } => self.deliver(py, Done::hit(value), key.as_ref()),
+            Looked::Miss { key, hash, args } => Python::attach(|py| {
+                let done = self.fill(py, target, CallArgs { args: &args, kwargs }, &key, hash)?;
+                self.deliver(py, done, Some(&key))
+            }),
+        }
+    }
+
+    /// A miss: lead the computation for `key`, or wait for the leader's outcome.
+    fn fill(
         &self,
         py: Python<'_>,
-        target: &Target<'_, '_>,
+        target: Target<'_, '_>,
         call: CallArgs<'_, '_>,
         key: &Bound<'_, PyAny>,
         hash: u32,
@@ -378,32 +430,43 @@ impl Memo {
             match self.pending.join(py, key, hash, Leader::Thread(thread_id()))? {
                 Role::Lead(pending) => {
                     let mut lead = Lead::new(&self.pending, pending);
-                    let result = (|| {
-                        // Another leader may have stored the value just before we joined.
-                        if let Some(value) = target.lookup(key, hash)? {
-                            return Ok(Done { event: EVENT_HIT, value });
-                        }
-                        let value = self.func.bind(py).call(call.args, call.kwargs)?;
-                        target.store(key, hash, &value)?;
-                        Ok(Done { event: EVENT_MISS, value: value.unbind() })
-                    })();
+                    let result = self.produce(py, target, call, key, hash);
                     return lead.settle(py, result);
                 }
                 Role::Follow(pending) => {
                     pending.wait(py)?;
                     match pending.outcome(py) {
-                        Some(Ok(value)) => return Ok(Done { event: EVENT_HIT, value }),
+                        Some(Ok(value)) => return Ok(Done::hit(value)),
                         Some(Err(Some(error))) => return Err(error),
                         // Abandoned (or never finished): look again, maybe lead this time.
                         _ => {
                             if let Some(value) = target.lookup(key, hash)? {
-                                return Ok(Done { event: EVENT_HIT, value });
+                                return Ok(Done::hit(value));
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// What a sync leader does. It looks again first: another leader may have stored the
+    /// value just before this one joined. A second tier would be asked here, before the
+    /// function runs, and given the value after it.
+    fn produce(
+        &self,
+        py: Python<'_>,
+        target: Target<'_, '_>,
+        call: CallArgs<'_, '_>,
+        key: &Bound<'_, PyAny>,
+        hash: u32,
+    ) -> PyResult<Done> {
+        if let Some(value) = target.lookup(key, hash)? {
+            return Ok(Done::hit(value));
+        }
+        let value = self.func.bind(py).call(call.args, call.kwargs)?;
+        target.store(key, hash, &value)?;
+        Ok(Done::miss(value.unbind()))
     }
 }
 
@@ -475,8 +538,10 @@ pub struct AsyncCall {
     args: Py<PyTuple>,
     kwargs: Option<Py<PyDict>>,
     stage: Stage,
-    /// Resolved at the first step: the cache handle (factory mode), key and hash.
-    key: Option<(Py<PyAny>, u32, Option<Py<PyAny>>)>,
+    /// Made at the first step: the key and its hash.
+    key: Option<(Py<PyAny>, u32)>,
+    /// Factory mode: the cache the factory gave this call (at the first step).
+    made: Option<Py<PyAny>>,
 }
 
 /// What the awaitable's driver sent in.
@@ -512,7 +577,7 @@ fn current_task_id(py: Python<'_>) -> PyResult<Leader> {
 
 impl AsyncCall {
     pub fn new(memo: Arc<Memo>, args: Py<PyTuple>, kwargs: Option<Py<PyDict>>) -> Self {
-        Self { memo, args, kwargs, stage: Stage::Start, key: None }
+        Self { memo, args, kwargs, stage: Stage::Start, key: None, made: None }
     }
 
     /// Advances the state machine by one driver action.
@@ -561,7 +626,7 @@ impl AsyncCall {
                         return Ok(Step::Yield(y));
                     }
                     Step::Return(_) => match pending.outcome(py) {
-                        Some(Ok(value)) => return self.deliver(py, Done { event: EVENT_HIT, value }),
+                        Some(Ok(value)) => return self.deliver(py, Done::hit(value)),
                         Some(Err(Some(error))) => return Err(error),
                         // The leader gave up (cancelled): start over, maybe leading now.
                         _ => {
@@ -583,51 +648,38 @@ impl AsyncCall {
         }
     }
 
-    fn target<'a, 'py>(&'a self, py: Python<'py>, native: &'a Option<NativeCache>) -> Target<'a, 'py> {
-        let obj = match (&self.memo.source, &self.key) {
-            (Source::Fixed { cache, .. }, _) => cache.bind(py).clone(),
-            (Source::Factory(_), Some((_, _, Some(obj)))) => obj.bind(py).clone(),
-            _ => py.None().into_bound(py),
-        };
-        self.memo.target(native, obj)
-    }
-
     /// The first step: look up, then lead or follow. `Some` when the answer is already known.
     fn start(&mut self, py: Python<'_>) -> PyResult<Option<Done>> {
         let args = self.args.bind(py).clone();
-        let (ignore, kwargs) = Memo::split_ignore(self.kwargs.as_ref().map(|k| k.bind(py)))?;
-        if ignore {
-            let coro = self.memo.func.bind(py).call(&args, kwargs.as_ref())?;
-            self.stage = Stage::Bypass(coro.unbind());
-            return Ok(None);
-        }
-        self.kwargs = kwargs.map(Bound::unbind);
-        let (key, hash, native, cache_obj) = match &self.key {
-            Some((key, hash, obj)) => {
-                let native = obj.as_ref().and_then(|o| NativeCache::of(o.bind(py)));
-                (key.bind(py).clone(), *hash, native, obj.as_ref().map(|o| o.clone_ref(py)))
+        if self.key.is_none() {
+            let (ignore, kwargs) = Memo::split_ignore(self.kwargs.as_ref().map(|k| k.bind(py)))?;
+            if ignore {
+                let coro = self.memo.func.bind(py).call(&args, kwargs.as_ref())?;
+                self.stage = Stage::Bypass(coro.unbind());
+                return Ok(None);
             }
-            None => {
-                let resolved = self.memo.resolve(&args)?;
-                let key = self.memo.make_key(&self.memo.key_args(&args), self.kwargs.as_ref().map(|k| k.bind(py)))?;
-                let hash = hash_key(&key)?;
-                let obj = matches!(self.memo.source, Source::Factory(_)).then(|| resolved.obj.clone().unbind());
-                (key, hash, resolved.native, obj)
-            }
-        };
-        self.key = Some((key.clone().unbind(), hash, cache_obj));
-        let target = self.target(py, &native);
-        if let Some(value) = target.lookup(&key, hash)? {
-            return Ok(Some(Done { event: EVENT_HIT, value }));
+            self.made = self.memo.call_cache(&args)?.map(Bound::unbind);
+            let key = self.memo.make_key(&self.memo.key_args(&args), kwargs.as_ref())?;
+            let hash = hash_key(&key)?;
+            self.kwargs = kwargs.map(Bound::unbind);
+            self.key = Some((key.unbind(), hash));
         }
-        match self.memo.pending.join(py, &key, hash, current_task_id(py)?)? {
+        let Some((key, hash)) = &self.key else { unreachable!("made above") };
+        let (key, hash) = (key.bind(py), *hash);
+        let memo = &*self.memo;
+        let target = memo.target(py, self.made.as_ref().map(|m| m.bind(py)))?;
+        if let Some(value) = target.lookup(key, hash)? {
+            return Ok(Some(Done::hit(value)));
+        }
+        match memo.pending.join(py, key, hash, current_task_id(py)?)? {
             Role::Lead(pending) => {
-                let mut guard = Lead::new(&self.memo.pending, pending);
-                if let Some(value) = target.lookup(&key, hash)? {
-                    return guard.settle(py, Ok(Done { event: EVENT_HIT, value })).map(Some);
+                let mut guard = Lead::new(&memo.pending, pending);
+                // As in `Memo::produce`: another leader may have stored it just before.
+                if let Some(value) = target.lookup(key, hash)? {
+                    return guard.settle(py, Ok(Done::hit(value))).map(Some);
                 }
-                let kwargs = self.kwargs.as_ref().map(|k| k.bind(py).clone());
-                match self.memo.func.bind(py).call(&args, kwargs.as_ref()) {
+                let kwargs = self.kwargs.as_ref().map(|k| k.bind(py));
+                match memo.func.bind(py).call(&args, kwargs) {
                     Ok(coro) => {
                         self.stage = Stage::Leading { lead: guard.pending.take(), coro: coro.unbind() };
                         Ok(None)
@@ -647,7 +699,7 @@ impl AsyncCall {
                 }
                 // Finished in the meantime.
                 match pending.outcome(py) {
-                    Some(Ok(value)) => Ok(Some(Done { event: EVENT_HIT, value })),
+                    Some(Ok(value)) => Ok(Some(Done::hit(value))),
                     Some(Err(Some(error))) => Err(error),
                     _ => {
                         self.stage = Stage::Start;
@@ -660,22 +712,19 @@ impl AsyncCall {
 
     /// Stores the leader's value.
     fn store(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<Done> {
-        let Some((key, hash, obj)) = &self.key else {
+        let Some((key, hash)) = &self.key else {
             return Err(PyRuntimeError::new_err("cached call lost its key"));
         };
-        let native = obj.as_ref().and_then(|o| NativeCache::of(o.bind(py)));
-        self.target(py, &native).store(key.bind(py), *hash, value.bind(py))?;
-        Ok(Done { event: EVENT_MISS, value })
+        let target = self.memo.target(py, self.made.as_ref().map(|m| m.bind(py)))?;
+        target.store(key.bind(py), *hash, value.bind(py))?;
+        Ok(Done::miss(value))
     }
 
-    /// Counts, runs the callback (awaiting it if it returns an awaitable), returns the value.
+    /// `Memo::report` (awaiting what the callback returns if that is awaitable), then the
+    /// value copied out.
     fn deliver(&mut self, py: Python<'_>, done: Done) -> PyResult<Step> {
-        self.memo.count(done.event);
-        let key = match &self.key {
-            Some((key, _, _)) => key.bind(py).clone(),
-            None => py.None().into_bound(py),
-        };
-        if let Some(ret) = self.memo.notify(py, &done, &key)? {
+        let key = self.key.as_ref().map(|(key, _)| key.bind(py).clone());
+        if let Some(ret) = self.memo.report(done.event, done.value.bind(py), key.as_ref())? {
             if ret.hasattr(intern!(py, "__await__"))? {
                 let inner = ret.call_method0(intern!(py, "__await__"))?;
                 self.stage = Stage::Callback { inner: inner.unbind(), result: done.value };
@@ -703,6 +752,7 @@ impl AsyncCall {
     pub fn visit(&self, visit: &pyo3::gc::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
         visit.call(&self.args)?;
         visit.call(&self.kwargs)?;
+        visit.call(&self.made)?;
         match &self.stage {
             Stage::Bypass(c) | Stage::Leading { coro: c, .. } => visit.call(c)?,
             Stage::Following { waiter, .. } => visit.call(waiter)?,

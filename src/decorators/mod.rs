@@ -115,6 +115,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("EVENT_MISS", EVENT_MISS)?;
     m.add("EVENT_HIT", EVENT_HIT)?;
+    memo::copy_function(py)?;
     let makers =
         [m.getattr("make_key")?.unbind(), m.getattr("make_hash_key")?.unbind(), m.getattr("make_typed_key")?.unbind()];
     let _ = wrappers::KEY_MAKERS.set(py, makers);

@@ -13,7 +13,7 @@ use pyo3::{intern, PyTraverseError};
 
 use super::memo::{no_cache_attribute, AsyncCall, CallArgs, CopyLevel, Input, KeyMaker, Memo, Source, Step};
 use crate::base::BaseCacheImpl;
-use crate::classes::{FIFOCache, NativeCache};
+use crate::core::native_classes;
 use crate::sync::Guarded;
 
 /// The key makers of this module, to recognize them and run them natively.
@@ -102,12 +102,12 @@ impl Decorator {
     /// A cache the wrapper uses: `None` and a `dict` become a new unbounded `FIFOCache`.
     fn source(&self, py: Python<'_>) -> PyResult<Source> {
         let cache = match &self.cache {
-            None => py.get_type::<FIFOCache>().call1((0,))?,
+            None => (native_classes()?.unbounded)(py).call1((0,))?,
             Some(c) => {
                 let c = c.bind(py);
                 if c.is_exact_instance_of::<PyDict>() {
                     // The dict's items are copied; the dict itself is never the storage.
-                    py.get_type::<FIFOCache>().call1((0, c))?
+                    (native_classes()?.unbounded)(py).call1((0, c))?
                 } else if c.is_instance_of::<PyFunction>() {
                     return Ok(Source::Factory(c.clone().unbind()));
                 } else {
@@ -115,7 +115,7 @@ impl Decorator {
                 }
             }
         };
-        let native = NativeCache::of(&cache);
+        let native = (native_classes()?.own)(&cache);
         Ok(Source::Fixed { cache: cache.unbind(), native })
     }
 }
@@ -129,17 +129,14 @@ impl Decorator {
         }
         let source = self.source(py)?;
         let factory = matches!(source, Source::Factory(_));
-        let fast = match (&source, self.key_maker(py)) {
-            (Source::Fixed { native: Some(native), .. }, KeyMaker::Default) if !self.method => {
-                Some(native.clone_ref(py))
-            }
-            _ => None,
-        };
+        let key_maker = self.key_maker(py);
+        let fast =
+            matches!((&source, &key_maker), (Source::Fixed { native: Some(_), .. }, KeyMaker::Default)) && !self.method;
         let memo = Memo {
             fast,
             func: func.clone().unbind(),
             source,
-            key_maker: self.key_maker(py),
+            key_maker,
             skip_self: self.method || factory,
             copy_level: self.copy_level,
             callback: self.callback.as_ref().map(|c| c.clone_ref(py)),
@@ -285,7 +282,7 @@ impl CachedFunction {
     /// call builds an awaitable and goes through pyo3's `__call__`.
     #[inline]
     pub fn call_direct(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> Option<PyResult<Py<PyAny>>> {
-        (!self.is_async).then(|| self.memo().call_direct(py, call))
+        (!self.is_async).then(|| self.memo().call(py, call))
     }
 
     /// A call through vectorcall with positional arguments only; `None` for an async
@@ -394,7 +391,13 @@ impl CachedFunction {
         let Some(memo) = &self.memo else { return Ok(()) };
         visit.call(&memo.func)?;
         match &memo.source {
-            Source::Fixed { cache, .. } => visit.call(cache)?,
+            Source::Fixed { cache, native } => {
+                visit.call(cache)?;
+                // The handle holds a second reference to the same cache.
+                if let Some(native) = native {
+                    native.traverse(&visit)?;
+                }
+            }
             Source::Factory(factory) => visit.call(factory)?,
         }
         if let KeyMaker::Custom(k) = &memo.key_maker {

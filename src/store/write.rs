@@ -294,22 +294,12 @@ impl<P: Policy> Store<P> {
         self.prefetch_next_victim();
     }
 
-    /// `setdefault`: the live value if present (with the policy's setdefault touch), else
-    /// inserts `default`.
-    pub fn setdefault(
-        &mut self,
-        py: Python<'_>,
-        probe: &Probe<'_, '_>,
-        default: &Bound<'_, PyAny>,
-        charge: Charge,
-        meta: NewMeta,
-        trash: &mut Trash,
-    ) -> PyResult<SetDefault> {
-        if let Some(id) = self.find_live(py, probe)? {
-            self.policy.on_setdefault_hit(id);
-            return Ok(SetDefault::Found(self.policy.slot(id).entry.value.clone_ref(py)));
-        }
-        self.insert(py, probe, default, charge, meta, trash).map(SetDefault::Inserted)
+    /// The first half of `setdefault`: the live value of the key, with the policy's
+    /// setdefault touch; `None` if it must be inserted.
+    pub fn setdefault_hit(&mut self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<Py<PyAny>>> {
+        let Some(id) = self.find_live(py, probe)? else { return Ok(None) };
+        self.policy.on_setdefault_hit(id);
+        Ok(Some(self.policy.slot(id).entry.value.clone_ref(py)))
     }
 
     /// Removes a live key; returns the entry and its expiry instant. An expired entry is left

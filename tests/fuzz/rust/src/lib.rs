@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use arbitrary::{Arbitrary, Unstructured};
 use cachebox::fuzzing::{
     advance_clock, hash_key, Cause, Charge, Fifo, Inserted, Lfu, Limits, Lru, NewMeta, Owner, Policy, Probe,
-    SetDefault, Store, Trash, Ttl, Unordered, Vttl, BIG_SIZE,
+    Store, Trash, Ttl, Unordered, Vttl, BIG_SIZE,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyInt;
@@ -287,13 +287,15 @@ impl<'py, P: Policy> Harness<'py, P> {
             let key = self.keys[idx].clone();
             let probe = Self::probe_of(&key);
             if setdefault {
-                self.store.setdefault(py, &probe, &value_obj, Charge::total(size), meta, &mut trash).map(|outcome| {
-                    match outcome {
-                        SetDefault::Found(v) => Some((v, true)),
-                        SetDefault::Inserted(inserted) => replaced(inserted),
-                    }
-                    .filter(|(_, live)| *live)
-                })
+                // As CacheCore::setdefault does: the live value, else an insert.
+                match self.store.setdefault_hit(py, &probe) {
+                    Ok(Some(v)) => Ok(Some((v, true))),
+                    Ok(None) => self
+                        .store
+                        .insert(py, &probe, &value_obj, Charge::total(size), meta, &mut trash)
+                        .map(|inserted| replaced(inserted).filter(|(_, live)| *live)),
+                    Err(e) => Err(e),
+                }
             } else {
                 self.store.insert(py, &probe, &value_obj, Charge::total(size), meta, &mut trash).map(replaced)
             }
