@@ -25,7 +25,7 @@ pub mod fuzzing {
     pub use crate::clock::{advance as advance_clock, now};
     pub use crate::convert::hash_key;
     pub use crate::entry::{fold_hash, Entry, BIG_SIZE};
-    pub use crate::policy::{Fifo, Lfu, Lru, NewMeta, Policy, Ttl, Unordered, Vttl};
+    pub use crate::policy::{Fifo, Lfu, Lru, NewMeta, Policy, Storage, Ttl, Unordered, Vttl};
     pub use crate::store::{Cause, Charge, Inserted, Limits, Probe, Replaced, Store, Trash, Walk, UNLIMITED};
     pub use crate::sync::Owner;
 }

@@ -131,6 +131,15 @@ enum Looked<'py> {
     Miss { key: Bound<'py, PyAny>, hash: u32, args: Bound<'py, PyTuple> },
 }
 
+/// A call that missed: what leading or following it needs.
+#[derive(Clone, Copy)]
+struct Miss<'a, 'py> {
+    target: Target<'a, 'py>,
+    call: CallArgs<'a, 'py>,
+    key: &'a Bound<'py, PyAny>,
+    hash: u32,
+}
+
 /// Where a call's key comes from: the one step in which the calling conventions differ. The
 /// rest of the pipeline (`Memo::run`) is the same for all of them.
 trait KeySource<'py> {
@@ -411,26 +420,20 @@ impl Memo {
         match source.look_up(py, target)? {
             Looked::Hit { value, key } => self.deliver(py, Done::hit(value), key.as_ref()),
             Looked::Miss { key, hash, args } => Python::attach(|py| {
-                let done = self.fill(py, target, CallArgs { args: &args, kwargs }, &key, hash)?;
+                let miss = Miss { target, call: CallArgs { args: &args, kwargs }, key: &key, hash };
+                let done = self.fill(py, &miss)?;
                 self.deliver(py, done, Some(&key))
             }),
         }
     }
 
-    /// A miss: lead the computation for `key`, or wait for the leader's outcome.
-    fn fill(
-        &self,
-        py: Python<'_>,
-        target: Target<'_, '_>,
-        call: CallArgs<'_, '_>,
-        key: &Bound<'_, PyAny>,
-        hash: u32,
-    ) -> PyResult<Done> {
+    /// A miss: lead the computation of the key, or wait for the leader's outcome.
+    fn fill(&self, py: Python<'_>, miss: &Miss<'_, '_>) -> PyResult<Done> {
         loop {
-            match self.pending.join(py, key, hash, Leader::Thread(thread_id()))? {
+            match self.pending.join(py, miss.key, miss.hash, Leader::Thread(thread_id()))? {
                 Role::Lead(pending) => {
                     let mut lead = Lead::new(&self.pending, pending);
-                    let result = self.produce(py, target, call, key, hash);
+                    let result = self.produce(py, miss);
                     return lead.settle(py, result);
                 }
                 Role::Follow(pending) => {
@@ -440,7 +443,7 @@ impl Memo {
                         Some(Err(Some(error))) => return Err(error),
                         // Abandoned (or never finished): look again, maybe lead this time.
                         _ => {
-                            if let Some(value) = target.lookup(key, hash)? {
+                            if let Some(value) = miss.target.lookup(miss.key, miss.hash)? {
                                 return Ok(Done::hit(value));
                             }
                         }
@@ -453,14 +456,8 @@ impl Memo {
     /// What a sync leader does. It looks again first: another leader may have stored the
     /// value just before this one joined. A second tier would be asked here, before the
     /// function runs, and given the value after it.
-    fn produce(
-        &self,
-        py: Python<'_>,
-        target: Target<'_, '_>,
-        call: CallArgs<'_, '_>,
-        key: &Bound<'_, PyAny>,
-        hash: u32,
-    ) -> PyResult<Done> {
+    fn produce(&self, py: Python<'_>, miss: &Miss<'_, '_>) -> PyResult<Done> {
+        let Miss { target, call, key, hash } = *miss;
         if let Some(value) = target.lookup(key, hash)? {
             return Ok(Done::hit(value));
         }

@@ -13,7 +13,7 @@ use pyo3::Python;
 
 use super::dense::resolve_index;
 use super::slab::{slab_storage, Slab};
-use super::{Fix, NewMeta, Policy};
+use super::{Fix, NewMeta, Policy, Storage};
 use crate::entry::{Entry, Slot};
 
 const NIL: u32 = u32::MAX;
@@ -112,12 +112,16 @@ impl Lru {
     }
 }
 
-impl Policy for Lru {
+impl Storage for Lru {
     type Meta = ();
+
+    slab_storage!(side: links);
+}
+
+impl Policy for Lru {
     /// The next id to yield.
     type Cursor = u32;
 
-    slab_storage!(side: links);
     const BUCKET_HINTS: bool = true;
 
     fn push(&mut self, entry: Entry, _meta: NewMeta, _now: f64) -> u32 {

@@ -6,19 +6,27 @@
 //! hole with its last slot; ring storage compacts tombstones); it reports that with `Fix` so the
 //! store can repoint the hash table without calling Python.
 
+// Storage shapes and order structures, shared by the policies.
 mod dense;
-mod lru;
 mod places;
 mod ring;
 mod slab;
 mod sorted;
-mod ttl;
 
-pub use dense::Unordered;
+// The policies: one file each (`Cache` and `RRCache` share `unordered.rs`).
+mod fifo;
+mod lfu;
+mod lru;
+mod ttl;
+mod unordered;
+mod vttl;
+
+pub use fifo::Fifo;
+pub use lfu::Lfu;
 pub use lru::Lru;
-pub use ring::Fifo;
-pub use sorted::{Lfu, Vttl};
 pub use ttl::Ttl;
+pub use unordered::Unordered;
+pub use vttl::Vttl;
 
 use std::collections::TryReserveError;
 
@@ -57,26 +65,12 @@ impl Default for NewMeta {
     }
 }
 
-pub trait Policy: Default + Send + Sized + 'static {
+/// Where a policy keeps its entries: slots by id. The store reads and writes entries through
+/// this half alone; the storage shapes (`dense.rs`, `ring.rs`, `slab.rs`) provide it through
+/// their `*_storage!` macros.
+pub trait Storage: Default + Send + Sized + 'static {
+    /// What each slot carries beside its entry (an expiry, sort state).
     type Meta: Send;
-    /// Iteration position. Each policy picks what survives reorders best.
-    type Cursor: Copy + Send + Sync;
-
-    /// Whether a full cache evicts (everything but `Cache`).
-    const EVICTS: bool = true;
-    /// Whether entries expire (TTL and VTTL).
-    const EXPIRES: bool = false;
-    /// VTTL: `len()` and friends sweep expired entries instead of counting them.
-    const SWEEP_ON_LEN: bool = false;
-    /// LFU: entries carry a frequency worth pickling.
-    const FREQUENCY: bool = false;
-    /// FIFO/TTL: the order is the insertion order (TTL's expiries ascend along it).
-    const INSERTION_ORDERED: bool = false;
-
-    /// A fresh policy; `ttl` is `TTLCache`'s (required there, refused elsewhere).
-    fn with_ttl(ttl: Option<f64>) -> Option<Self> {
-        ttl.is_none().then(Self::default)
-    }
 
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -88,13 +82,40 @@ pub trait Policy: Default + Send + Sized + 'static {
     fn ids(&self) -> Vec<u32>;
     /// Calls `f` on every stored entry, in no particular order, without allocating (GC).
     fn visit(&self, f: &mut dyn FnMut(&Entry));
+    fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError>;
+}
+
+/// An eviction policy: the order of the entries in its `Storage` (which one leaves next, how a
+/// read or a write moves an entry, iteration), and the capabilities the store asks about.
+pub trait Policy: Storage {
+    /// Iteration position. Each policy picks what survives reorders best.
+    type Cursor: Copy + Send + Sync;
+
+    /// Whether a full cache evicts (everything but `Cache`).
+    const EVICTS: bool = true;
+    /// Whether entries expire (TTL and VTTL).
+    const EXPIRES: bool = false;
+    /// `len()` and friends sweep expired entries instead of counting them (an order whose
+    /// expired entries are not a prefix of it).
+    const SWEEP_ON_LEN: bool = false;
+    /// Entries carry a frequency worth pickling.
+    const FREQUENCY: bool = false;
+    /// The order is the insertion order (so a global TTL's expiries ascend along it).
+    const INSERTION_ORDERED: bool = false;
+    /// Whether `recycle` is implemented (cheaper than `take` then `push`).
+    const RECYCLES: bool = false;
+    /// Whether `bucket_hint` keeps anything (then the store re-notes every id when the table
+    /// rehashes).
+    const BUCKET_HINTS: bool = false;
+
+    /// A fresh policy; `ttl` is `TTLCache`'s (required there, refused elsewhere).
+    fn with_ttl(ttl: Option<f64>) -> Option<Self> {
+        ttl.is_none().then(Self::default)
+    }
     /// `TTLCache`'s TTL.
     fn global_ttl(&self) -> Option<f64> {
         None
     }
-
-    /// Whether `recycle` is implemented (cheaper than `take` then `push`).
-    const RECYCLES: bool = false;
 
     /// Adds a new entry at the policy's "newest" end.
     fn push(&mut self, entry: Entry, meta: NewMeta, now: f64) -> u32;
@@ -114,9 +135,6 @@ pub trait Policy: Default + Send + Sized + 'static {
     fn on_setdefault_hit(&mut self, _id: u32) {}
     /// The entry `popitem` would remove now (after expired entries were swept).
     fn victim(&mut self) -> Option<u32>;
-    /// Whether `bucket_hint` keeps anything (then the store re-notes every id when the table
-    /// rehashes).
-    const BUCKET_HINTS: bool = false;
     /// Where the table put `id` (`Store::index_new`), for policies that keep it (`bucket_hint`).
     fn note_bucket(&mut self, _id: u32, _bucket: usize) {}
     /// The bucket last noted for `id`, possibly stale (the table may have moved it since).
@@ -155,10 +173,9 @@ pub trait Policy: Default + Send + Sized + 'static {
 
     /// Removes every entry, moving them to `out`.
     fn clear(&mut self, out: &mut Vec<Entry>);
-    fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError>;
     /// Releases spare memory; ring storage drops its tombstones, which renumbers ids.
     fn shrink_to_fit(&mut self) -> Fix;
-    /// Bytes the policy's own containers have allocated (for `__sizeof__`).
+    /// Bytes the policy's storage and order have allocated (for `__sizeof__`).
     fn allocated_bytes(&self) -> usize;
     fn duplicate(&self, py: Python<'_>) -> Self;
 

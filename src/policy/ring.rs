@@ -11,7 +11,7 @@ use std::collections::TryReserveError;
 use pyo3::Python;
 
 use super::dense::resolve_index;
-use super::{Fix, NewMeta, Policy};
+use super::Fix;
 use crate::entry::{Entry, Slot};
 
 /// Compaction starts only past this many tombstones, so small caches never pay for it.
@@ -273,7 +273,7 @@ impl<M> Ring<M> {
     }
 }
 
-/// The parts of `Policy` that only forward to the `ring` field.
+/// The `Storage` of a type whose `ring` field holds its slots.
 macro_rules! ring_storage {
     () => {
         #[inline]
@@ -294,11 +294,18 @@ macro_rules! ring_storage {
         fn visit(&self, f: &mut dyn FnMut(&Entry)) {
             self.ring.visit(f);
         }
-        fn clear(&mut self, out: &mut Vec<Entry>) {
-            self.ring.clear(out);
-        }
         fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
             self.ring.try_reserve(additional)
+        }
+    };
+}
+
+/// The parts of `Policy` that an order over a ring (its insertion order) only forwards to the
+/// `ring` field.
+macro_rules! ring_order {
+    () => {
+        fn clear(&mut self, out: &mut Vec<Entry>) {
+            self.ring.clear(out);
         }
         fn shrink_to_fit(&mut self) -> Fix {
             self.ring.shrink_to_fit()
@@ -317,50 +324,7 @@ macro_rules! ring_storage {
         }
     };
 }
-pub(crate) use ring_storage;
-
-/// FIFO: insertion order; updates keep their place.
-#[derive(Default)]
-pub struct Fifo {
-    pub ring: Ring<()>,
-}
-
-impl Policy for Fifo {
-    type Meta = ();
-    type Cursor = u32;
-    const INSERTION_ORDERED: bool = true;
-
-    ring_storage!();
-
-    fn push(&mut self, entry: Entry, _meta: NewMeta, _now: f64) -> u32 {
-        self.ring.push(entry, ())
-    }
-    const RECYCLES: bool = true;
-
-    fn recycle(&mut self, victim: u32, entry: Entry, _meta: NewMeta, _now: f64) -> (u32, Entry) {
-        debug_assert_eq!(Some(victim), self.ring.front());
-        let (id, slot) = self.ring.replace_front(entry, ());
-        (id, slot.entry)
-    }
-
-    fn take(&mut self, id: u32) -> (Slot<()>, Fix) {
-        self.ring.take(id)
-    }
-    fn on_hit(&mut self, _id: u32) {}
-    fn on_replace(&mut self, _id: u32, _meta: NewMeta, _now: f64) -> Fix {
-        Fix::None
-    }
-    fn victim(&mut self) -> Option<u32> {
-        self.ring.front()
-    }
-    #[inline]
-    fn next_victim(&self) -> Option<u32> {
-        self.ring.front()
-    }
-    fn duplicate(&self, py: Python<'_>) -> Self {
-        Self { ring: self.ring.duplicate(py) }
-    }
-}
+pub(crate) use {ring_order, ring_storage};
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,4 @@
-//! LFU and VTTL: the lazily, stably sorted sequence of BEHAVIOUR.md §6.7, reproduced exactly but in
+//! The order LFU and VTTL share: the lazily, stably sorted sequence of BEHAVIOUR.md §6.7, reproduced exactly but in
 //! O(log n) per operation instead of re-sorting the whole sequence.
 //!
 //! The model: entries sit in a sequence S; appends go to the end; a change of an entry's sort
@@ -17,13 +17,13 @@
 //! without touching the other entries. Changed keys wait in `dirty`, appends in `pending`, until
 //! `settle` runs (every operation that observes the order calls it first).
 
-use std::collections::{BTreeMap, TryReserveError};
+use std::collections::TryReserveError;
 
 use pyo3::Python;
 
-use super::places::{Groups, Place, Places};
+use super::places::{Place, Places};
 use super::slab::{slab_storage, Slab};
-use super::{Fix, NewMeta, Policy};
+use super::{Fix, NewMeta, Policy, Storage};
 use crate::entry::{Entry, Slot};
 
 /// `seq` of an entry appended since the last sort (not in the map yet).
@@ -272,53 +272,59 @@ impl<M: Places> SortedSeq<M> {
     }
 }
 
-/// `BY_EXPIRY = false`: LFU (key = frequency). `BY_EXPIRY = true`: VTTL (key = expiry instant,
-/// `+inf` for entries that never expire, so they sort last).
-/// `M` is where placed entries sit (see `places`): frequency groups for LFU, a B-tree of
-/// places for VTTL.
-pub struct Sorted<const BY_EXPIRY: bool, M> {
-    pub slab: Slab<SortMeta>,
-    seq: SortedSeq<M>,
+/// What LFU and VTTL sort their entries by (`lfu.rs`, `vttl.rs`); the rest of their order,
+/// and their storage, is the shared `Sorted`.
+pub trait SortKey: Send + 'static {
+    /// Where the placed entries live.
+    type Places: Places;
+    /// Whether the key is an expiry instant (then entries expire, and `len()` sweeps them).
+    const EXPIRES: bool;
+    /// The key of a new entry.
+    fn new_key(meta: NewMeta) -> u64;
+    /// Whether a read hit changes the key (to `hit_key`).
+    const HIT_CHANGES: bool;
+    fn hit_key(cur: u64) -> u64 {
+        cur
+    }
+    /// The key after the entry's value is replaced.
+    fn on_replace(cur: u64, meta: NewMeta) -> u64;
 }
 
-impl<const BY_EXPIRY: bool, M: Places> Default for Sorted<BY_EXPIRY, M> {
+/// The lazily sorted order over slab storage, by the key `K` gives.
+pub struct Sorted<K: SortKey> {
+    pub slab: Slab<SortMeta>,
+    seq: SortedSeq<K::Places>,
+}
+
+impl<K: SortKey> Default for Sorted<K> {
     fn default() -> Self {
         Self { slab: Slab::default(), seq: SortedSeq::default() }
     }
 }
 
-pub type Lfu = Sorted<false, Groups>;
-pub type Vttl = Sorted<true, BTreeMap<Place, u32>>;
-
-impl<const BY_EXPIRY: bool, M: Places> Sorted<BY_EXPIRY, M> {
-    #[inline]
-    fn key_of(meta: NewMeta) -> u64 {
-        if BY_EXPIRY {
-            order_key_f64(meta.expire_at)
-        } else {
-            meta.frequency
-        }
-    }
-
+impl<K: SortKey> Sorted<K> {
     #[inline]
     fn first(&self) -> Option<u32> {
         self.seq.map.first().map(|(_, id)| id)
     }
 }
 
-impl<const BY_EXPIRY: bool, M: Places> Policy for Sorted<BY_EXPIRY, M> {
+impl<K: SortKey> Storage for Sorted<K> {
     type Meta = SortMeta;
+
+    slab_storage!();
+}
+
+impl<K: SortKey> Policy for Sorted<K> {
     /// The `(key, seq)` last yielded: iteration resumes after it, so re-sorts under a live
     /// iterator never invalidate it.
     type Cursor = Option<(u64, i64)>;
-    const EXPIRES: bool = BY_EXPIRY;
-    const SWEEP_ON_LEN: bool = BY_EXPIRY;
-    const FREQUENCY: bool = !BY_EXPIRY;
-
-    slab_storage!();
+    const EXPIRES: bool = K::EXPIRES;
+    const SWEEP_ON_LEN: bool = K::EXPIRES;
+    const FREQUENCY: bool = !K::EXPIRES;
 
     fn push(&mut self, entry: Entry, meta: NewMeta, _now: f64) -> u32 {
-        let key = Self::key_of(meta);
+        let key = K::new_key(meta);
         let id = self.slab.push(entry, SortMeta { cur: key, key, seq: UNPLACED });
         self.seq.append(id, &mut self.slab, key);
         id
@@ -330,7 +336,7 @@ impl<const BY_EXPIRY: bool, M: Places> Policy for Sorted<BY_EXPIRY, M> {
     fn recycle(&mut self, victim: u32, entry: Entry, meta: NewMeta, _now: f64) -> (u32, Entry) {
         self.seq.remove(victim, &self.slab);
         let old = std::mem::replace(&mut self.slab.get_mut(victim).entry, entry);
-        self.seq.append(victim, &mut self.slab, Self::key_of(meta));
+        self.seq.append(victim, &mut self.slab, K::new_key(meta));
         (victim, old)
     }
 
@@ -341,19 +347,13 @@ impl<const BY_EXPIRY: bool, M: Places> Policy for Sorted<BY_EXPIRY, M> {
 
     #[inline]
     fn on_hit(&mut self, id: u32) {
-        if !BY_EXPIRY {
-            self.seq.change(id, &mut self.slab, |cur| cur.saturating_add(1));
+        if K::HIT_CHANGES {
+            self.seq.change(id, &mut self.slab, K::hit_key);
         }
     }
 
     fn on_replace(&mut self, id: u32, meta: NewMeta, _now: f64) -> Fix {
-        self.seq.change(id, &mut self.slab, |cur| {
-            if BY_EXPIRY {
-                order_key_f64(meta.expire_at)
-            } else {
-                cur.saturating_add(1)
-            }
-        });
+        self.seq.change(id, &mut self.slab, |cur| K::on_replace(cur, meta));
         Fix::None
     }
 
@@ -372,7 +372,7 @@ impl<const BY_EXPIRY: bool, M: Places> Policy for Sorted<BY_EXPIRY, M> {
 
     #[inline(always)]
     fn meta_expire_at(meta: &SortMeta) -> f64 {
-        if BY_EXPIRY {
+        if K::EXPIRES {
             f64_from_order_key(meta.cur)
         } else {
             f64::INFINITY
@@ -384,7 +384,7 @@ impl<const BY_EXPIRY: bool, M: Places> Policy for Sorted<BY_EXPIRY, M> {
     }
 
     fn next_expired(&mut self, now: f64) -> Option<u32> {
-        if !BY_EXPIRY || self.seq.skip_settle(order_key_f64(now)) {
+        if !K::EXPIRES || self.seq.skip_settle(order_key_f64(now)) {
             return None;
         }
         self.settle();
@@ -392,7 +392,7 @@ impl<const BY_EXPIRY: bool, M: Places> Policy for Sorted<BY_EXPIRY, M> {
     }
 
     fn count_expired(&self, now: f64) -> usize {
-        if BY_EXPIRY {
+        if K::EXPIRES {
             self.seq.count_below(order_key_f64(now), &self.slab)
         } else {
             0
@@ -412,7 +412,7 @@ impl<const BY_EXPIRY: bool, M: Places> Policy for Sorted<BY_EXPIRY, M> {
     fn allocated_bytes(&self) -> usize {
         // The order's share is counted per slot the storage has room for, so
         // `clear(reuse=True)` keeps the figure.
-        self.slab.capacity() * (std::mem::size_of::<Slot<SortMeta>>() + M::ENTRY_BYTES)
+        self.slab.capacity() * (std::mem::size_of::<Slot<SortMeta>>() + K::Places::ENTRY_BYTES)
     }
     fn duplicate(&self, py: Python<'_>) -> Self {
         Self { slab: self.slab.duplicate(py), seq: self.seq.clone() }

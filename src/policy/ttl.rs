@@ -6,8 +6,8 @@ use std::collections::TryReserveError;
 
 use pyo3::Python;
 
-use super::ring::{ring_storage, Ring};
-use super::{Fix, NewMeta, Policy};
+use super::ring::{ring_order, ring_storage, Ring};
+use super::{Fix, NewMeta, Policy, Storage};
 use crate::entry::{Entry, Slot};
 
 pub struct Ttl {
@@ -33,18 +33,23 @@ impl Ttl {
     }
 }
 
-impl Policy for Ttl {
+impl Storage for Ttl {
     /// Expiry instant on the store clock.
     type Meta = f64;
+
+    ring_storage!();
+}
+
+impl Policy for Ttl {
     type Cursor = u32;
+
+    ring_order!();
     const EXPIRES: bool = true;
     const INSERTION_ORDERED: bool = true;
 
     fn with_ttl(ttl: Option<f64>) -> Option<Self> {
         ttl.map(|ttl| Self { ring: Ring::default(), ttl })
     }
-
-    ring_storage!();
 
     /// `meta.expire_at` overrides the TTL (used when restoring a pickle).
     fn push(&mut self, entry: Entry, meta: NewMeta, now: f64) -> u32 {

@@ -121,6 +121,7 @@ impl<P: Policy> Store<P> {
     }
 
     /// `find` for the key `(*items,)` without building it; `hash` is that tuple's (folded).
+    #[inline(always)]
     pub fn find_items(
         &self,
         py: Python<'_>,

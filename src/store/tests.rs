@@ -5,7 +5,7 @@ use pyo3::types::PyInt;
 use super::*;
 use crate::clock;
 use crate::convert::hash_key;
-use crate::policy::{Fifo, Lfu, Lru, NewMeta, Ttl, Unordered, Vttl};
+use crate::policy::{Fifo, Lfu, Lru, NewMeta, Storage, Ttl, Unordered, Vttl};
 
 /// Runs a test generic over the policy once for each policy listed.
 macro_rules! for_policies {

@@ -213,16 +213,27 @@ impl<P: Policy> Store<P> {
                 let Some(victim) = self.policy.victim() else { break };
                 let cause = if self.len() >= self.limits.maxsize { Cause::Size } else { Cause::Memory };
                 if P::RECYCLES && self.fits_without(victim, size) {
-                    // The last eviction: the new entry takes the victim's slot.
-                    self.insert_recycling(victim, cause, key, hash, value, size, meta, now, trash);
+                    // The last eviction and the insert in one step (`Policy::recycle`): the
+                    // new entry takes the victim's slot. The same outcome as `remove_id` then
+                    // a push, without freeing and refilling a slot.
+                    let victim_hash = self.policy.slot(victim).entry.hash;
+                    if let Some(b) = self.bucket_of(victim_hash, victim) {
+                        if let Ok(entry) = self.table.get_bucket_entry(b) {
+                            entry.remove();
+                        }
+                    }
+                    let entry = self.new_entry(key, hash, value, size);
+                    let (id, old) = self.policy.recycle(victim, entry, meta, now);
+                    self.after_removal(&old);
+                    trash.push(old, cause);
+                    self.index_new(id, hash, size);
+                    self.prefetch_next_victim();
                     return Ok(());
                 }
                 trash.push(self.remove_id(victim), cause);
             }
         }
-        let key_addr = key.as_ptr() as usize;
-        let encoded = self.encode_size(key_addr, size);
-        let entry = Entry { key: key.clone().unbind(), value: value.clone().unbind(), hash, size: encoded };
+        let entry = self.new_entry(key, hash, value, size);
         let id = self.policy.push(entry, meta, now);
         self.index_new(id, hash, size);
         self.generation += 1;
@@ -266,32 +277,11 @@ impl<P: Policy> Store<P> {
             && self.memory.saturating_sub(victim_size).saturating_add(size) <= self.limits.maxmemory
     }
 
-    /// `insert_new`'s last eviction and the insert in one step (`Policy::recycle`): the same
-    /// outcome as `remove_id(victim)` then a push, without freeing and refilling a slot.
-    #[allow(clippy::too_many_arguments)]
-    fn insert_recycling(
-        &mut self,
-        victim: u32,
-        cause: Cause,
-        key: &Bound<'_, PyAny>,
-        hash: u32,
-        value: &Bound<'_, PyAny>,
-        size: usize,
-        meta: NewMeta,
-        now: f64,
-        trash: &mut Trash,
-    ) {
-        let victim_hash = self.policy.slot(victim).entry.hash;
-        if let Some(entry) = self.bucket_of(victim_hash, victim).and_then(|b| self.table.get_bucket_entry(b).ok()) {
-            entry.remove();
-        }
+    /// The entry an insert stores: new references to the key and the value.
+    #[inline(always)]
+    fn new_entry(&mut self, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>, size: usize) -> Entry {
         let encoded = self.encode_size(key.as_ptr() as usize, size);
-        let entry = Entry { key: key.clone().unbind(), value: value.clone().unbind(), hash, size: encoded };
-        let (id, old) = self.policy.recycle(victim, entry, meta, now);
-        self.after_removal(&old);
-        trash.push(old, cause);
-        self.index_new(id, hash, size);
-        self.prefetch_next_victim();
+        Entry { key: key.clone().unbind(), value: value.clone().unbind(), hash, size: encoded }
     }
 
     /// The first half of `setdefault`: the live value of the key, with the policy's
