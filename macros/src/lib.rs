@@ -12,7 +12,6 @@
 #[doc(hidden)]
 pub mod __private {
     pub use paste;
-    pub use seq_macro;
 }
 
 /// Stamps one cache class, its iterator class, and all their methods.

@@ -1,5 +1,6 @@
 //! `Memo`: everything a decorated function does per call, for `cached` and `cachedmethod`,
-//! sync and async (BEHAVIOUR.md §13). The pyclasses in `wrappers.rs` only hold one behind an `Arc`.
+//! sync and async (BEHAVIOUR.md §13): the sync pipeline is here, the async state machine in
+//! `async_call.rs`. The pyclasses in `wrappers.rs` only hold one behind an `Arc`.
 //!
 //! The user function never runs under a lock: a call locks the cache for the lookup, unlocks,
 //! and only then (on a miss) runs the function, as CPython's `lru_cache` does. Concurrent
@@ -7,7 +8,7 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyAttributeError, PyException, PyKeyError, PyRuntimeError, PyStopIteration};
+use pyo3::exceptions::{PyAttributeError, PyException, PyKeyError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyList, PySet, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
@@ -71,14 +72,14 @@ pub struct Memo {
 
 /// The cache one call works with.
 #[derive(Clone, Copy)]
-enum Target<'a, 'py> {
+pub(super) enum Target<'a, 'py> {
     Native(&'a dyn MemoCache),
     Python(&'a Bound<'py, PyAny>),
 }
 
 impl Target<'_, '_> {
     #[inline(always)]
-    fn lookup(&self, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>> {
+    pub(super) fn lookup(&self, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>> {
         let py = key.py();
         match self {
             Target::Native(cache) => cache.lookup(py, key, hash),
@@ -91,7 +92,7 @@ impl Target<'_, '_> {
         }
     }
 
-    fn store(&self, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(super) fn store(&self, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {
         match self {
             Target::Native(cache) => cache.store(key.py(), key, hash, value),
             Target::Python(cache) => cache.set_item(key, value),
@@ -108,16 +109,16 @@ pub struct CallArgs<'a, 'py> {
 
 /// What a sync call or an async step ends with.
 pub struct Done {
-    event: u8,
-    value: Py<PyAny>,
+    pub(super) event: u8,
+    pub(super) value: Py<PyAny>,
 }
 
 impl Done {
-    fn hit(value: Py<PyAny>) -> Self {
+    pub(super) fn hit(value: Py<PyAny>) -> Self {
         Self { event: EVENT_HIT, value }
     }
 
-    fn miss(value: Py<PyAny>) -> Self {
+    pub(super) fn miss(value: Py<PyAny>) -> Self {
         Self { event: EVENT_MISS, value }
     }
 }
@@ -219,7 +220,7 @@ pub fn copy_function(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
 
 impl Memo {
     /// The positional arguments that make the key (without `self` for methods and factories).
-    fn key_args<'py>(&self, args: &Bound<'py, PyTuple>) -> Bound<'py, PyTuple> {
+    pub(super) fn key_args<'py>(&self, args: &Bound<'py, PyTuple>) -> Bound<'py, PyTuple> {
         if self.skip_self && !args.is_empty() {
             args.get_slice(1, args.len())
         } else {
@@ -227,7 +228,7 @@ impl Memo {
         }
     }
 
-    fn make_key<'py>(
+    pub(super) fn make_key<'py>(
         &self,
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
@@ -248,7 +249,7 @@ impl Memo {
     }
 
     /// Factory mode: the cache `cache(args[0])` gives this call; `None` for a fixed cache.
-    fn call_cache<'py>(&self, args: &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    pub(super) fn call_cache<'py>(&self, args: &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyAny>>> {
         match &self.source {
             Source::Fixed { .. } => Ok(None),
             Source::Factory(factory) => {
@@ -260,7 +261,11 @@ impl Memo {
     }
 
     /// The cache a call works with: the fixed one, or `made`, the one `call_cache` gave it.
-    fn target<'a, 'py>(&'a self, py: Python<'py>, made: Option<&'a Bound<'py, PyAny>>) -> PyResult<Target<'a, 'py>> {
+    pub(super) fn target<'a, 'py>(
+        &'a self,
+        py: Python<'py>,
+        made: Option<&'a Bound<'py, PyAny>>,
+    ) -> PyResult<Target<'a, 'py>> {
         Ok(match (&self.source, made) {
             (Source::Fixed { native: Some(native), .. }, _) => Target::Native(native.as_ref()),
             (Source::Fixed { cache, native: None }, _) => Target::Python(cache.bind(py)),
@@ -340,7 +345,7 @@ impl Memo {
     /// callback needs the key, so a path without one (`None`) is taken only when there is no
     /// callback.
     #[inline(always)]
-    fn report<'py>(
+    pub(super) fn report<'py>(
         &self,
         event: u8,
         value: &Bound<'py, PyAny>,
@@ -469,19 +474,19 @@ impl Memo {
 
 /// A leader's obligation to finish its pending call, even on an early return, a panic, or
 /// (async) an awaitable dropped half-way.
-struct Lead<'a> {
-    map: &'a PendingMap,
-    pending: Option<Arc<Pending>>,
+pub(super) struct Lead<'a> {
+    pub(super) map: &'a PendingMap,
+    pub(super) pending: Option<Arc<Pending>>,
 }
 
 impl<'a> Lead<'a> {
-    fn new(map: &'a PendingMap, pending: Arc<Pending>) -> Self {
+    pub(super) fn new(map: &'a PendingMap, pending: Arc<Pending>) -> Self {
         Self { map, pending: Some(pending) }
     }
 
     /// Publishes the outcome: the value, an `Exception` to share, or "abandoned" for a
     /// `BaseException` (followers then retry).
-    fn settle(&mut self, py: Python<'_>, result: PyResult<Done>) -> PyResult<Done> {
+    pub(super) fn settle(&mut self, py: Python<'_>, result: PyResult<Done>) -> PyResult<Done> {
         let Some(pending) = self.pending.take() else { return result };
         let outcome = || match &result {
             Ok(done) => Outcome::Value(done.value.clone_ref(py)),
@@ -499,274 +504,6 @@ impl Drop for Lead<'_> {
             Python::attach(|py| {
                 let _ = self.map.finish(py, &pending, || Outcome::Abandoned);
             });
-        }
-    }
-}
-
-// ---- async ----
-
-/// Where an async call is.
-enum Stage {
-    /// Not started: nothing looked up yet (a call that is never awaited does nothing).
-    Start,
-    /// `cachebox__ignore`: just forwarding to the user's coroutine.
-    Bypass(Py<PyAny>),
-    /// This call computes the value: forwarding to the user's coroutine.
-    Leading {
-        lead: Option<Arc<Pending>>,
-        coro: Py<PyAny>,
-    },
-    /// Another call computes it: awaiting a future resolved when it finishes.
-    Following {
-        pending: Arc<Pending>,
-        waiter: Py<PyAny>,
-    },
-    /// Awaiting an async callback; then returns `result`.
-    Callback {
-        inner: Py<PyAny>,
-        result: Py<PyAny>,
-    },
-    Finished,
-}
-
-/// One call of a decorated coroutine function: a native awaitable (BEHAVIOUR.md §13.10).
-pub struct AsyncCall {
-    memo: Arc<Memo>,
-    args: Py<PyTuple>,
-    kwargs: Option<Py<PyDict>>,
-    stage: Stage,
-    /// Made at the first step: the key and its hash.
-    key: Option<(Py<PyAny>, u32)>,
-    /// Factory mode: the cache the factory gave this call (at the first step).
-    made: Option<Py<PyAny>>,
-}
-
-/// What the awaitable's driver sent in.
-pub enum Input {
-    Send(Py<PyAny>),
-    Throw(PyErr),
-}
-
-pub enum Step {
-    Yield(Py<PyAny>),
-    Return(Py<PyAny>),
-}
-
-/// Sends `input` into a coroutine or iterator-like awaitable and classifies the result.
-fn forward(py: Python<'_>, inner: &Bound<'_, PyAny>, input: Input) -> PyResult<Step> {
-    let result = match input {
-        Input::Send(v) => inner.call_method1(intern!(py, "send"), (v,)),
-        Input::Throw(e) => inner.call_method1(intern!(py, "throw"), (e.value(py),)),
-    };
-    match result {
-        Ok(y) => Ok(Step::Yield(y.unbind())),
-        Err(e) if e.is_instance_of::<PyStopIteration>(py) => {
-            Ok(Step::Return(e.value(py).getattr(intern!(py, "value"))?.unbind()))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn current_task_id(py: Python<'_>) -> PyResult<Leader> {
-    let task = py.import(intern!(py, "asyncio"))?.call_method0(intern!(py, "current_task"))?;
-    Ok(if task.is_none() { Leader::Thread(thread_id()) } else { Leader::Task(task.as_ptr() as usize) })
-}
-
-impl AsyncCall {
-    pub fn new(memo: Arc<Memo>, args: Py<PyTuple>, kwargs: Option<Py<PyDict>>) -> Self {
-        Self { memo, args, kwargs, stage: Stage::Start, key: None, made: None }
-    }
-
-    /// Advances the state machine by one driver action.
-    pub fn step(&mut self, py: Python<'_>, mut input: Input) -> PyResult<Step> {
-        loop {
-            match std::mem::replace(&mut self.stage, Stage::Finished) {
-                Stage::Finished => {
-                    return match input {
-                        Input::Throw(e) => Err(e),
-                        Input::Send(_) => Err(PyRuntimeError::new_err("cannot reuse already awaited cached call")),
-                    };
-                }
-                Stage::Start => {
-                    if let Input::Throw(e) = input {
-                        return Err(e);
-                    }
-                    if let Some(done) = self.start(py)? {
-                        return self.deliver(py, done);
-                    }
-                    input = Input::Send(py.None());
-                }
-                Stage::Bypass(coro) => {
-                    let step = forward(py, coro.bind(py), input)?;
-                    if let Step::Yield(_) = step {
-                        self.stage = Stage::Bypass(coro);
-                    }
-                    return Ok(step);
-                }
-                Stage::Leading { lead, coro } => {
-                    let mut guard = Lead { map: &self.memo.pending, pending: lead };
-                    let result = match forward(py, coro.bind(py), input) {
-                        Ok(Step::Yield(y)) => {
-                            self.stage = Stage::Leading { lead: guard.pending.take(), coro };
-                            return Ok(Step::Yield(y));
-                        }
-                        Ok(Step::Return(value)) => self.store(py, value),
-                        Err(e) => Err(e),
-                    };
-                    let done = guard.settle(py, result);
-                    drop(guard);
-                    return self.deliver(py, done?);
-                }
-                Stage::Following { pending, waiter } => match forward(py, waiter.bind(py), input)? {
-                    Step::Yield(y) => {
-                        self.stage = Stage::Following { pending, waiter };
-                        return Ok(Step::Yield(y));
-                    }
-                    Step::Return(_) => match pending.outcome(py) {
-                        Some(Ok(value)) => return self.deliver(py, Done::hit(value)),
-                        Some(Err(Some(error))) => return Err(error),
-                        // The leader gave up (cancelled): start over, maybe leading now.
-                        _ => {
-                            self.stage = Stage::Start;
-                            input = Input::Send(py.None());
-                        }
-                    },
-                },
-                Stage::Callback { inner, result } => {
-                    return match forward(py, inner.bind(py), input)? {
-                        Step::Yield(y) => {
-                            self.stage = Stage::Callback { inner, result };
-                            Ok(Step::Yield(y))
-                        }
-                        Step::Return(_) => Ok(Step::Return(self.memo.copy_out(py, result)?)),
-                    };
-                }
-            }
-        }
-    }
-
-    /// The first step: look up, then lead or follow. `Some` when the answer is already known.
-    fn start(&mut self, py: Python<'_>) -> PyResult<Option<Done>> {
-        let args = self.args.bind(py).clone();
-        if self.key.is_none() {
-            let (ignore, kwargs) = Memo::split_ignore(self.kwargs.as_ref().map(|k| k.bind(py)))?;
-            if ignore {
-                let coro = self.memo.func.bind(py).call(&args, kwargs.as_ref())?;
-                self.stage = Stage::Bypass(coro.unbind());
-                return Ok(None);
-            }
-            self.made = self.memo.call_cache(&args)?.map(Bound::unbind);
-            let key = self.memo.make_key(&self.memo.key_args(&args), kwargs.as_ref())?;
-            let hash = hash_key(&key)?;
-            self.kwargs = kwargs.map(Bound::unbind);
-            self.key = Some((key.unbind(), hash));
-        }
-        let Some((key, hash)) = &self.key else { unreachable!("made above") };
-        let (key, hash) = (key.bind(py), *hash);
-        let memo = &*self.memo;
-        let target = memo.target(py, self.made.as_ref().map(|m| m.bind(py)))?;
-        if let Some(value) = target.lookup(key, hash)? {
-            return Ok(Some(Done::hit(value)));
-        }
-        match memo.pending.join(py, key, hash, current_task_id(py)?)? {
-            Role::Lead(pending) => {
-                let mut guard = Lead::new(&memo.pending, pending);
-                // As in `Memo::produce`: another leader may have stored it just before.
-                if let Some(value) = target.lookup(key, hash)? {
-                    return guard.settle(py, Ok(Done::hit(value))).map(Some);
-                }
-                let kwargs = self.kwargs.as_ref().map(|k| k.bind(py));
-                match memo.func.bind(py).call(&args, kwargs) {
-                    Ok(coro) => {
-                        self.stage = Stage::Leading { lead: guard.pending.take(), coro: coro.unbind() };
-                        Ok(None)
-                    }
-                    Err(e) => guard.settle(py, Err(e)).map(Some),
-                }
-            }
-            Role::Follow(pending) => {
-                let asyncio = py.import(intern!(py, "asyncio"))?;
-                let future = asyncio
-                    .call_method0(intern!(py, "get_running_loop"))?
-                    .call_method0(intern!(py, "create_future"))?;
-                if pending.add_waker(future.clone().unbind()) {
-                    let waiter = future.call_method0(intern!(py, "__await__"))?;
-                    self.stage = Stage::Following { pending, waiter: waiter.unbind() };
-                    return Ok(None);
-                }
-                // Finished in the meantime.
-                match pending.outcome(py) {
-                    Some(Ok(value)) => Ok(Some(Done::hit(value))),
-                    Some(Err(Some(error))) => Err(error),
-                    _ => {
-                        self.stage = Stage::Start;
-                        Ok(None)
-                    }
-                }
-            }
-        }
-    }
-
-    /// Stores the leader's value.
-    fn store(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<Done> {
-        let Some((key, hash)) = &self.key else {
-            return Err(PyRuntimeError::new_err("cached call lost its key"));
-        };
-        let target = self.memo.target(py, self.made.as_ref().map(|m| m.bind(py)))?;
-        target.store(key.bind(py), *hash, value.bind(py))?;
-        Ok(Done::miss(value))
-    }
-
-    /// `Memo::report` (awaiting what the callback returns if that is awaitable), then the
-    /// value copied out.
-    fn deliver(&mut self, py: Python<'_>, done: Done) -> PyResult<Step> {
-        let key = self.key.as_ref().map(|(key, _)| key.bind(py).clone());
-        if let Some(ret) = self.memo.report(done.event, done.value.bind(py), key.as_ref())? {
-            if ret.hasattr(intern!(py, "__await__"))? {
-                let inner = ret.call_method0(intern!(py, "__await__"))?;
-                self.stage = Stage::Callback { inner: inner.unbind(), result: done.value };
-                return self.step(py, Input::Send(py.None()));
-            }
-        }
-        Ok(Step::Return(self.memo.copy_out(py, done.value)?))
-    }
-
-    /// `close()`: stops the user's coroutine (if leading) and abandons the call.
-    pub fn close(&mut self, py: Python<'_>) -> PyResult<()> {
-        match std::mem::replace(&mut self.stage, Stage::Finished) {
-            Stage::Leading { lead, coro } => {
-                let _guard = Lead { map: &self.memo.pending, pending: lead };
-                coro.bind(py).call_method0(intern!(py, "close"))?;
-            }
-            Stage::Bypass(coro) => {
-                coro.bind(py).call_method0(intern!(py, "close"))?;
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    pub fn visit(&self, visit: &pyo3::gc::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
-        visit.call(&self.args)?;
-        visit.call(&self.kwargs)?;
-        visit.call(&self.made)?;
-        match &self.stage {
-            Stage::Bypass(c) | Stage::Leading { coro: c, .. } => visit.call(c)?,
-            Stage::Following { waiter, .. } => visit.call(waiter)?,
-            Stage::Callback { inner, result } => {
-                visit.call(inner)?;
-                visit.call(result)?;
-            }
-            Stage::Start | Stage::Finished => {}
-        }
-        Ok(())
-    }
-}
-
-impl Drop for AsyncCall {
-    fn drop(&mut self) {
-        if let Stage::Leading { lead, .. } = std::mem::replace(&mut self.stage, Stage::Finished) {
-            drop(Lead { map: &self.memo.pending, pending: lead });
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Memoizing decorators (BEHAVIOUR.md §12-13), all native: `cached`, `cachedmethod`, `is_cached`,
 //! the key makers, `EVENT_MISS`/`EVENT_HIT` and `CacheInfo`.
 
+mod async_call;
 mod call_slots;
 mod keys;
 mod memo;

@@ -11,7 +11,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyFunction, PyTuple, PyType};
 use pyo3::{intern, PyTraverseError};
 
-use super::memo::{no_cache_attribute, AsyncCall, CallArgs, CopyLevel, Input, KeyMaker, Memo, Source, Step};
+use super::async_call::{AsyncCall, Input, Step};
+use super::memo::{no_cache_attribute, CallArgs, CopyLevel, KeyMaker, Memo, Source};
 use crate::base::BaseCacheImpl;
 use crate::core::native_classes;
 use crate::sync::Guarded;
