@@ -7,7 +7,9 @@
 use cachebox_macros::cache_pyclass;
 
 use crate::base::BaseCacheImpl;
-use crate::core::{borrow_as, own_as, CacheCore, CoreIter, MemoCache, NativeClass, NativeClasses, NativeHandle};
+use crate::core::{
+    borrow_as, own_as, CacheCore, ClassVisitor, CoreIter, MemoCache, NativeClass, NativeClasses, NativeHandle,
+};
 use crate::mapping_slots::{self, FastMapping};
 use crate::policy::{Fifo, Lfu, Lru, Ttl, Unordered, Vttl};
 
@@ -73,6 +75,11 @@ macro_rules! class_table {
                 none$(.or_else(|| own_as::<$name>(obj)))+
             }
             NativeClasses { borrow, own, unbounded: |py| py.get_type::<FIFOCache>() }
+        }
+
+        /// Runs `visitor` over every class, with its concrete type.
+        pub fn visit_classes(visitor: &mut impl ClassVisitor) {
+            $(visitor.visit::<$name>();)+
         }
 
         /// Installs the direct mapping slots on every class (module init).

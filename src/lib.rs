@@ -52,7 +52,10 @@ mod _core {
         crate::classes::add_classes(m)?;
         crate::core::install_native_classes(crate::classes::native_classes());
         crate::classes::install_fast_slots(py)?;
-        crate::decorators::install_call_slots(m.py())?;
+        crate::decorators::install_call_slots(py)?;
+        let mut vectorcalls = crate::decorators::NativeVectorcalls::new(py);
+        crate::classes::visit_classes(&mut vectorcalls);
+        vectorcalls.install();
         crate::decorators::register(m)?;
         // `__all__` is the public API, which `from cachebox._core import *` gives the package;
         // its class names come from the class table. (pyo3 lists every name added, the test

@@ -9,13 +9,13 @@ import types
 import weakref
 
 import pytest
+from cache_helpers import CLASS_NAMES, make_cache
 
 import cachebox
 from cachebox import (
     Cache,
     LRUCache,
     TTLCache,
-    VTTLCache,
     cached,
 )
 
@@ -59,6 +59,18 @@ def _counting(cache, *, callback=None):
     return f, calls
 
 
+def _subclass_of_lru():
+    class Sub(LRUCache):
+        pass
+
+    return Sub(100)
+
+
+# Every native class (each has its own vectorcall entry, dispatched statically), and a Python
+# subclass, whose calls take the generic entry.
+MAKERS = [functools.partial(make_cache, name, 100) for name in CLASS_NAMES] + [_subclass_of_lru]
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -73,9 +85,7 @@ def _counting(cache, *, callback=None):
         ((1, 2),),
     ],
 )
-@pytest.mark.parametrize(
-    "make", [lambda: LRUCache(100), lambda: Cache(0), lambda: TTLCache(100, 600), lambda: VTTLCache(100)]
-)
+@pytest.mark.parametrize("make", MAKERS, ids=[*CLASS_NAMES, "LRUCache-subclass"])
 def test_vectorcall_keys_match_tuple_keys(make, args):
     cache = make()
     f, calls = _counting(cache)

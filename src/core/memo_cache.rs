@@ -59,6 +59,12 @@ pub trait NativeClass: PyClass<Frozen = True> + Sync {
     fn core_of(&self) -> &CacheCore<Self::P>;
 }
 
+/// Something done for each native class with its concrete type, so that what it builds
+/// dispatches statically (the module drives it over the class table: `classes::visit_classes`).
+pub trait ClassVisitor {
+    fn visit<C: NativeClass>(&mut self);
+}
+
 /// A native cache the holder keeps alive: the decorators' fixed cache.
 pub trait CacheHandle: MemoCache {
     /// The cache object, for the holder's `__traverse__` (the handle is a reference to it).

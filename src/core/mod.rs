@@ -11,7 +11,8 @@ mod memo_cache;
 mod state;
 
 pub use memo_cache::{
-    borrow_as, install_native_classes, native_classes, own_as, MemoCache, NativeClass, NativeClasses, NativeHandle,
+    borrow_as, install_native_classes, native_classes, own_as, ClassVisitor, MemoCache, NativeClass, NativeClasses,
+    NativeHandle,
 };
 
 use parking_lot::Mutex;

@@ -11,8 +11,9 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::memo::CallArgs;
+use super::memo::{CallArgs, Memo, Source};
 use super::CachedFunction;
+use crate::core::{ClassVisitor, NativeClass};
 use crate::direct_slot::run;
 
 /// pyo3's own `tp_call` of `CachedFunction`, kept by `install_call` for async functions.
@@ -107,6 +108,73 @@ pub unsafe extern "C" fn vectorcall(
             Ok(Bound::from_owned_ptr_or_err(py, call(callable, tuple.as_ptr(), kwargs_ptr))?.into_ptr())
         })
     }
+}
+
+/// `vectorcall` for a wrapper whose fixed cache is a `C` (and which takes `ItemsKey`'s path: the
+/// default key maker, no callback): a call with positional arguments only goes straight to
+/// `C`'s store, without the virtual call through the cache trait.
+///
+/// # Safety
+/// As `vectorcall`.
+unsafe extern "C" fn vectorcall_on<C: NativeClass>(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as the function's contract says; CPython calls vectorcall attached.
+    unsafe {
+        if !kwnames.is_null() && ffi::PyTuple_GET_SIZE(kwnames) > 0 {
+            return vectorcall(callable, args, nargsf, kwnames);
+        }
+        let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
+        run(std::ptr::null_mut(), |py| {
+            let this = Bound::ref_from_ptr(py, &callable).cast::<CachedFunction>()?.get();
+            // As in `vectorcall`: the argument array is a slice of `Bound`s.
+            let positional: &[Bound<'_, PyAny>] =
+                if nargs == 0 { &[] } else { std::slice::from_raw_parts(args.cast(), nargs) };
+            let memo = this.memo();
+            Ok(memo.call_items_on(py, memo.fixed_as::<C>(py)?, positional)?.into_ptr())
+        })
+    }
+}
+
+/// The `vectorcall_on` entry of each native class, by the class's type object.
+static ON_CLASS: OnceLock<Vec<(usize, ffi::vectorcallfunc)>> = OnceLock::new();
+
+/// Collects `vectorcall_on` for every native class (module init, over the class table).
+pub struct NativeVectorcalls<'py> {
+    py: Python<'py>,
+    entries: Vec<(usize, ffi::vectorcallfunc)>,
+}
+
+impl<'py> NativeVectorcalls<'py> {
+    pub fn new(py: Python<'py>) -> Self {
+        Self { py, entries: Vec::new() }
+    }
+
+    pub fn install(self) {
+        let _ = ON_CLASS.set(self.entries);
+    }
+}
+
+impl ClassVisitor for NativeVectorcalls<'_> {
+    fn visit<C: NativeClass>(&mut self) {
+        let ty = self.py.get_type::<C>().as_type_ptr() as usize;
+        self.entries.push((ty, vectorcall_on::<C>));
+    }
+}
+
+/// The vectorcall entry of a new sync wrapper: `vectorcall_on` its fixed cache's class where
+/// its calls take `ItemsKey`'s path, else `vectorcall`.
+pub fn entry_for(py: Python<'_>, memo: &Memo) -> ffi::vectorcallfunc {
+    if let (true, None, Source::Fixed { cache, native: Some(_) }) = (memo.fast, &memo.callback, &memo.source) {
+        let ty = cache.bind(py).get_type().as_type_ptr() as usize;
+        if let Some((_, entry)) = ON_CLASS.get().and_then(|all| all.iter().find(|(t, _)| *t == ty)) {
+            return *entry;
+        }
+    }
+    vectorcall
 }
 
 /// Gives `CachedFunction` the vectorcall protocol: its `tp_vectorcall_offset` points at each

@@ -16,7 +16,7 @@ use pyo3::{intern, IntoPyObjectExt};
 use super::keys::{make_key, make_typed_key, FastTypes};
 use super::pending::{Leader, Outcome, Pending, PendingMap, Role};
 use crate::convert::{hash_key, items_hash, tuple_hash_matches};
-use crate::core::{native_classes, MemoCache, NativeHandle};
+use crate::core::{native_classes, CacheCore, MemoCache, NativeClass, NativeHandle};
 use crate::entry::fold_hash;
 use crate::store::ItemsLookup;
 use crate::sync::{thread_id, Counter};
@@ -70,14 +70,22 @@ pub struct Memo {
     pub pending: PendingMap,
 }
 
-/// The cache one call works with.
-#[derive(Clone, Copy)]
-pub(super) enum Target<'a, 'py> {
-    Native(&'a dyn MemoCache),
+/// The cache one call works with. `C` is `dyn MemoCache` except on the paths monomorphized
+/// for one native class (`Memo::call_items_on`), which then dispatch statically.
+pub(super) enum Target<'a, 'py, C: ?Sized + 'a = dyn MemoCache + 'a> {
+    Native(&'a C),
     Python(&'a Bound<'py, PyAny>),
 }
 
-impl Target<'_, '_> {
+impl<C: ?Sized> Clone for Target<'_, '_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C: ?Sized> Copy for Target<'_, '_, C> {}
+
+impl<C: MemoCache + ?Sized> Target<'_, '_, C> {
     #[inline(always)]
     pub(super) fn lookup(&self, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>> {
         let py = key.py();
@@ -133,9 +141,8 @@ enum Looked<'py> {
 }
 
 /// A call that missed: what leading or following it needs.
-#[derive(Clone, Copy)]
-struct Miss<'a, 'py> {
-    target: Target<'a, 'py>,
+struct Miss<'a, 'py, C: ?Sized> {
+    target: Target<'a, 'py, C>,
     call: CallArgs<'a, 'py>,
     key: &'a Bound<'py, PyAny>,
     hash: u32,
@@ -144,7 +151,7 @@ struct Miss<'a, 'py> {
 /// Where a call's key comes from: the one step in which the calling conventions differ. The
 /// rest of the pipeline (`Memo::run`) is the same for all of them.
 trait KeySource<'py> {
-    fn look_up(self, py: Python<'py>, target: Target<'_, 'py>) -> PyResult<Looked<'py>>;
+    fn look_up<C: MemoCache + ?Sized>(self, py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>>;
 }
 
 /// A key made already (by the key maker), looked up as it is.
@@ -156,7 +163,7 @@ struct MadeKey<'a, 'py> {
 
 impl<'py> KeySource<'py> for MadeKey<'_, 'py> {
     #[inline(always)]
-    fn look_up(self, _py: Python<'py>, target: Target<'_, 'py>) -> PyResult<Looked<'py>> {
+    fn look_up<C: MemoCache + ?Sized>(self, _py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>> {
         Ok(match target.lookup(&self.key, self.hash)? {
             Some(value) => Looked::Hit { value, key: Some(self.key) },
             None => Looked::Miss { key: self.key, hash: self.hash, args: self.args.clone() },
@@ -170,7 +177,7 @@ struct TupleKey<'a, 'py>(&'a Bound<'py, PyTuple>);
 
 impl<'py> KeySource<'py> for TupleKey<'_, 'py> {
     #[inline(always)]
-    fn look_up(self, py: Python<'py>, target: Target<'_, 'py>) -> PyResult<Looked<'py>> {
+    fn look_up<C: MemoCache + ?Sized>(self, py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>> {
         let key = make_key(self.0, None, FastTypes::IntStr)?;
         let hash = hash_key(&key)?;
         MadeKey { key, hash, args: self.0 }.look_up(py, target)
@@ -184,7 +191,7 @@ struct ItemsKey<'a, 'py>(&'a [Bound<'py, PyAny>]);
 
 impl<'py> KeySource<'py> for ItemsKey<'_, 'py> {
     #[inline(always)]
-    fn look_up(self, py: Python<'py>, target: Target<'_, 'py>) -> PyResult<Looked<'py>> {
+    fn look_up<C: MemoCache + ?Sized>(self, py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>> {
         let Target::Native(cache) = target else {
             return TupleKey(&PyTuple::new(py, self.0)?).look_up(py, target);
         };
@@ -398,6 +405,31 @@ impl Memo {
         }
     }
 
+    /// `call_vector` on the fixed native cache `cache`, dispatched statically: the vectorcall
+    /// entry monomorphized for the cache's class (`call_slots::vectorcall_on`) comes here. Only
+    /// for a `fast` memo without a callback (`ItemsKey` never builds the key on a hit).
+    #[inline(always)]
+    pub fn call_items_on<C: MemoCache>(
+        &self,
+        py: Python<'_>,
+        cache: &C,
+        args: &[Bound<'_, PyAny>],
+    ) -> PyResult<Py<PyAny>> {
+        self.run(py, Target::Native(cache), ItemsKey(args), None)
+    }
+
+    /// The fixed cache as its native class `C`, for `call_items_on`.
+    #[inline(always)]
+    pub fn fixed_as<'a, C: NativeClass>(&'a self, py: Python<'a>) -> PyResult<&'a CacheCore<C::P>> {
+        match &self.source {
+            Source::Fixed { cache, .. } => match cache.bind(py).cast_exact::<C>() {
+                Ok(cache) => Ok(cache.get().core_of()),
+                Err(_) => Err(PyRuntimeError::new_err("cached function's cache changed class")),
+            },
+            Source::Factory(_) => Err(PyRuntimeError::new_err("cached function has no fixed cache")),
+        }
+    }
+
     /// Any call: keywords, `cachebox__ignore`, a key maker, a cache factory or a cache that is
     /// not native.
     fn call_general(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> PyResult<Py<PyAny>> {
@@ -415,10 +447,10 @@ impl Memo {
     /// The pipeline of every sync call: the key source's lookup in the cache; on a miss, lead
     /// the computation or follow the call in flight (`fill`); then deliver.
     #[inline(always)]
-    fn run<'py>(
+    fn run<'py, C: MemoCache + ?Sized>(
         &self,
         py: Python<'py>,
-        target: Target<'_, 'py>,
+        target: Target<'_, 'py, C>,
         source: impl KeySource<'py>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
@@ -433,7 +465,7 @@ impl Memo {
     }
 
     /// A miss: lead the computation of the key, or wait for the leader's outcome.
-    fn fill(&self, py: Python<'_>, miss: &Miss<'_, '_>) -> PyResult<Done> {
+    fn fill<C: MemoCache + ?Sized>(&self, py: Python<'_>, miss: &Miss<'_, '_, C>) -> PyResult<Done> {
         loop {
             match self.pending.join(py, miss.key, miss.hash, Leader::Thread(thread_id()))? {
                 Role::Lead(pending) => {
@@ -461,8 +493,9 @@ impl Memo {
     /// What a sync leader does. It looks again first: another leader may have stored the
     /// value just before this one joined. A second tier would be asked here, before the
     /// function runs, and given the value after it.
-    fn produce(&self, py: Python<'_>, miss: &Miss<'_, '_>) -> PyResult<Done> {
-        let Miss { target, call, key, hash } = *miss;
+    fn produce<C: MemoCache + ?Sized>(&self, py: Python<'_>, miss: &Miss<'_, '_, C>) -> PyResult<Done> {
+        let Miss { target, call, key, hash } = miss;
+        let (target, key, hash) = (*target, *key, *hash);
         if let Some(value) = target.lookup(key, hash)? {
             return Ok(Done::hit(value));
         }

@@ -14,7 +14,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-pub use call_slots::install as install_call_slots;
+pub use call_slots::{install as install_call_slots, NativeVectorcalls};
 pub use memo::{EVENT_HIT, EVENT_MISS};
 pub use wrappers::{CachedCall, CachedFunction, Decorator};
 

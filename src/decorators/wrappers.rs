@@ -150,7 +150,7 @@ impl Decorator {
         let is_async = inspect.call_method1(intern!(py, "iscoroutinefunction"), (func,))?.is_truthy()?;
         // Async calls build an awaitable through `__call__`: no vectorcall for them (a null
         // pointer makes CPython use `tp_call`).
-        let vectorcall = (!is_async).then_some(super::call_slots::vectorcall as pyo3::ffi::vectorcallfunc);
+        let vectorcall = (!is_async).then(|| super::call_slots::entry_for(py, &memo));
         let wrapper = Py::new(py, CachedFunction { memo: Some(Arc::new(memo)), is_async, factory, vectorcall })?;
         let bound = wrapper.bind(py);
         py.import(intern!(py, "functools"))?.call_method1(intern!(py, "update_wrapper"), (bound, func))?;
@@ -270,7 +270,7 @@ fn cache_clear(wrapper: &Bound<'_, CachedFunction>) -> PyResult<()> {
 
 impl CachedFunction {
     #[inline]
-    fn memo(&self) -> &Arc<Memo> {
+    pub(super) fn memo(&self) -> &Arc<Memo> {
         self.memo.as_ref().expect("a CachedFunction is built with its Memo")
     }
 
