@@ -5,12 +5,21 @@
 //! functions' counters are atomics. Nothing relies on the GIL for exclusion, so the module is
 //! safe without it.
 
+// The direct C entry points (`direct_slot`, `mapping_slots`, `decorators::call_slots`) and the
+// reading of int headers rely on how CPython lays out and dispatches its objects, which PyPy's
+// emulation of the C API does not promise: on PyPy they are compiled out and pyo3's own slots
+// serve. What only the entry points call (the decorators' vectorcall lookup) stays compiled
+// there, unused: hence the `allow`s.
 mod base;
 mod classes;
 mod clock;
+#[cfg_attr(PyPy, allow(dead_code))]
 mod convert;
+#[cfg_attr(PyPy, allow(dead_code))]
 mod core;
+#[cfg_attr(PyPy, allow(dead_code))]
 mod decorators;
+#[cfg(not(PyPy))]
 mod direct_slot;
 mod entry;
 mod mapping_slots;
