@@ -25,6 +25,8 @@ mod entry;
 mod mapping_slots;
 mod policy;
 mod prefetch;
+#[cfg(PyPy)]
+mod pypy_new;
 mod store;
 mod sync;
 
@@ -62,7 +64,7 @@ mod _core {
         // pyo3 names a type "cachebox.LRUCache" at the C level, which Python's own messages
         // print ("unhashable type: 'cachebox.LRUCache'"). Re-setting `__name__` on the heap
         // type makes that "LRUCache", as for a class defined in Python; `__module__` stays.
-        for name in [
+        let classes = [
             "BaseCacheImpl",
             "Frozen",
             "Cache",
@@ -72,10 +74,13 @@ mod _core {
             "LFUCache",
             "TTLCache",
             "VTTLCache",
-        ] {
+        ];
+        for name in classes {
             let class = m.getattr(name)?;
             class.setattr("__name__", name)?;
         }
+        #[cfg(PyPy)]
+        crate::pypy_new::install(m, &classes)?;
         crate::classes::install_fast_slots(m.py())?;
         crate::decorators::install_call_slots(m.py())?;
         crate::decorators::register(m)
