@@ -1,9 +1,10 @@
 //! cachebox's native module `cachebox._core`.
 //!
-//! Free-threading (`gil_used = false`): every cache keeps all of its state behind one mutex
-//! (`sync::Guarded`), taken for each operation; iterators hold their own mutex; decorated
-//! functions' counters are atomics. Nothing relies on the GIL for exclusion, so the module is
-//! safe without it.
+//! Free-threading: every cache keeps all of its state behind one mutex (`sync::Guarded`), taken
+//! for each operation; iterators hold their own mutex; decorated functions' counters are
+//! atomics. Nothing is meant to rely on the GIL for exclusion, but no free-threaded interpreter
+//! has run the thread, GC and re-entrancy suites yet, so the module declares `gil_used = true`:
+//! a free-threaded interpreter then keeps its GIL on while cachebox is loaded (and says so).
 
 // The direct C entry points (`direct_slot`, `mapping_slots`, `decorators::call_slots`) and the
 // reading of int headers rely on how CPython lays out and dispatches its objects, which PyPy's
@@ -45,7 +46,7 @@ pub mod fuzzing {
 
 use pyo3::prelude::*;
 
-#[pymodule(gil_used = false)]
+#[pymodule(gil_used = true)]
 mod _core {
     #[pymodule_export]
     use crate::base::{BaseCacheImpl, Frozen};
