@@ -129,7 +129,7 @@ test-wheel:
 
 .PHONY: clean
 clean: ## Remove build outputs and venvs
-	rm -rf target .build dist .venv .venvs .venv-typing .venv-fuzz .venv-bench .venv-wheels .tools
+	rm -rf target .build dist .venv .venvs .venv-typing .venv-fuzz .venv-bench .venv-bench-pypy .venv-wheels .tools
 
 # Typing: the stubs in typings/ (shipped through the symlinks in cachebox/) checked against a
 # fresh wheel installed into a venv of its own, so the checkers never touch .venv.
@@ -160,6 +160,21 @@ typecheck: $(VPY) $(TYPING_PY) ## stubtest, mypy and pyright over the typed usag
 .PHONY: bench
 bench: build ## Side-by-side benchmarks vs cachebox 6.2.10, functools, cachetools, lru-dict (BENCH_ARGS=--quick)
 	$(VPY) benches/run.py $(BENCH_ARGS)
+
+# PyPy's numbers: the yardstick's anchors do not all install on PyPy (lru-dict needs headers
+# that PyPy lacks), so benches/pypy_ab.py times cachebox (a release build) against cachetools
+# and functools.lru_cache on the first PyPy found, in one run.
+BENCH_PYPY_VENV := .venv-bench-pypy
+
+.PHONY: bench-pypy
+bench-pypy: $(VPY) ## cachebox vs cachetools and functools.lru_cache on PyPy, one run (BENCH_ARGS=--repeats N)
+	@py="$(firstword $(PYPYS))"; [ -n "$$py" ] || { echo "no PyPy found under $(PYENV_ROOT)/versions" >&2; exit 1; }; \
+	set -e; [ -x $(BENCH_PYPY_VENV)/bin/python ] || $$py -m venv $(BENCH_PYPY_VENV); \
+	$(BENCH_PYPY_VENV)/bin/python -m pip install $(PIP_FLAGS) "cachetools==8.0.2"; \
+	rm -rf .build/bench-pypy; \
+	$(VENV)/bin/maturin build -q --release -i $(BENCH_PYPY_VENV)/bin/python --out .build/bench-pypy --target-dir target/bench-pypy; \
+	$(BENCH_PYPY_VENV)/bin/python -m pip install $(PIP_FLAGS) --force-reinstall --no-deps .build/bench-pypy/*.whl; \
+	cd /tmp && $(abspath $(BENCH_PYPY_VENV))/bin/python $(abspath benches/pypy_ab.py) $(BENCH_ARGS)
 
 # Fuzzing: an atheris harness over the Python API (tests/fuzz/fuzz_api.py) and a cargo-fuzz
 # target over the store (tests/fuzz/rust). `make fuzz` runs both for FUZZ_SECONDS each with
@@ -265,3 +280,19 @@ wheels: $(WHEEL_PY) ## sdist + a manylinux_2_17 wheel per interpreter into dist/
 	done
 	$(WHEEL_VENV)/bin/twine check --strict dist/*
 	ls -l dist
+
+# The targets the release workflow builds for: `cargo check` of the library for each (no C
+# toolchain or interpreter of the target is needed for that; pyo3 is told the Python version).
+# It proves the Linux- and x86_64-only code (the coarse clock, the prefetch) has a fallback
+# that compiles everywhere. Not part of `make test` (each target's standard library is a
+# download of its own).
+CHECK_TARGETS := aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
+  x86_64-apple-darwin aarch64-apple-darwin x86_64-pc-windows-msvc
+
+.PHONY: check-targets
+check-targets: ## cargo check for every target of the release wheels
+	rustup target add $(CHECK_TARGETS)
+	@set -e; for t in $(CHECK_TARGETS); do \
+	  echo "=== cargo check --target $$t"; \
+	  PYO3_CROSS_PYTHON_VERSION=3.13 cargo check -q --lib --target $$t --target-dir target/cross; \
+	done
