@@ -34,8 +34,12 @@ pub fn items_hash(items: &[Bound<'_, PyAny>]) -> PyResult<isize> {
     Ok(if acc == usize::MAX { 1546275796 } else { acc as isize })
 }
 
-/// Whether `items_hash` agrees with `hash(tuple)` on this interpreter (checked once).
+/// Whether `items_hash` agrees with `hash(tuple)` on this interpreter (checked once). Never
+/// on PyPy, whose tuples hash their own way (and whose calls do not come through vectorcall).
 pub fn tuple_hash_matches(py: Python<'_>) -> bool {
+    if cfg!(PyPy) {
+        return false;
+    }
     static MATCHES: PyOnceLock<bool> = PyOnceLock::new();
     *MATCHES.get_or_init(py, || {
         let samples = ["()", "(1,)", "(-1,)", "(1, 2)", "('a', 2.5, None, (3, -4), 2**70, -(2**65))"];
@@ -53,6 +57,7 @@ pub fn tuple_hash_matches(py: Python<'_>) -> bool {
 /// from the running interpreter (they differ between versions): `int` is
 /// `int_base + digit * max(ndigits, min_digits)`, `tuple` is `tuple_base + item * len`, and a
 /// `float` has one size.
+#[cfg(not(PyPy))]
 struct Layout {
     int_base: usize,
     digit: usize,
@@ -65,6 +70,7 @@ struct Layout {
     float: usize,
 }
 
+#[cfg(not(PyPy))]
 #[inline]
 fn layout(py: Python<'_>) -> Option<&Layout> {
     // A `PyOnceLock`, not a std `OnceLock`: its initializer runs Python, and a thread that
@@ -95,6 +101,7 @@ fn layout(py: Python<'_>) -> Option<&Layout> {
         .as_ref()
 }
 
+#[cfg(not(PyPy))]
 impl Layout {
     fn int_size(&self, digits: usize) -> usize {
         self.int_base + self.digit * digits.max(self.min_digits as usize)
@@ -106,6 +113,7 @@ impl Layout {
 /// flag bits from 3.12. One load instead of a conversion (`__sizeof__` of every key and value
 /// is on the insert path); `int_header_matches` checks the reading against `int.__sizeof__`
 /// before it is ever used.
+#[cfg(not(PyPy))]
 #[allow(unsafe_code)]
 #[inline]
 fn int_digits(obj: &Bound<'_, PyAny>) -> usize {
@@ -125,6 +133,7 @@ fn int_digits(obj: &Bound<'_, PyAny>) -> usize {
 }
 
 /// Whether `int_digits` gives `int.__sizeof__` for ints of every digit count and sign.
+#[cfg(not(PyPy))]
 fn int_header_matches(py: Python<'_>, layout: &Layout) -> bool {
     let samples = ["0", "1", "-1", "1073741823", "1073741824", "-1152921504606846976", "-(2**300)", "3**500"];
     samples.iter().all(|src| {
@@ -140,6 +149,7 @@ fn int_header_matches(py: Python<'_>, layout: &Layout) -> bool {
 /// The charge of one object: `obj.__sizeof__()`, or `cls.__sizeof__(cls)` for a class. Exact
 /// `int`, `tuple` and `float` objects (keys and values of most caches) are measured without a
 /// Python call; subclasses may override `__sizeof__`, so only exact types qualify.
+#[cfg(not(PyPy))]
 #[inline(always)]
 pub fn sizeof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     if obj.is_exact_instance_of::<PyInt>() {
@@ -150,6 +160,7 @@ pub fn sizeof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     sizeof_measured(obj)
 }
 
+#[cfg(not(PyPy))]
 #[inline(never)]
 fn sizeof_measured(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     let py = obj.py();
@@ -172,6 +183,40 @@ fn sizeof_measured(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     } else {
         obj.call_method0(intern!(py, "__sizeof__"))?
     };
+    size.extract::<usize>()
+}
+
+/// What an object is charged on PyPy, where no builtin type has `__sizeof__` (and
+/// `sys.getsizeof` always raises): a fixed, rough figure for a small object, PyPy's own plus
+/// the C-level copy it keeps while the cache holds a reference. Not a measurement.
+#[cfg(PyPy)]
+pub const PYPY_OBJECT_SIZE: usize = 64;
+
+/// The charge of one object on PyPy: its `__sizeof__()` (a class's `cls.__sizeof__(cls)`)
+/// where its type defines one, `PYPY_OBJECT_SIZE` where it has none.
+#[cfg(PyPy)]
+pub fn sizeof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    use pyo3::exceptions::PyAttributeError;
+    use pyo3::types::{PyBool, PyBytes, PyString};
+    // The builtin types most keys and values are, known to have none: a failed lookup raises,
+    // which costs more than the insert.
+    if obj.is_exact_instance_of::<PyInt>()
+        || obj.is_exact_instance_of::<PyString>()
+        || obj.is_exact_instance_of::<PyFloat>()
+        || obj.is_exact_instance_of::<PyTuple>()
+        || obj.is_exact_instance_of::<PyBytes>()
+        || obj.is_exact_instance_of::<PyBool>()
+        || obj.is_none()
+    {
+        return Ok(PYPY_OBJECT_SIZE);
+    }
+    let py = obj.py();
+    let method = match obj.getattr(intern!(py, "__sizeof__")) {
+        Ok(method) => method,
+        Err(e) if e.is_instance_of::<PyAttributeError>(py) => return Ok(PYPY_OBJECT_SIZE),
+        Err(e) => return Err(e),
+    };
+    let size = if obj.is_instance_of::<PyType>() { method.call1((obj,))? } else { method.call0()? };
     size.extract::<usize>()
 }
 

@@ -5,21 +5,30 @@
 //! the functions below, and replaces the `get` descriptor with one whose C function parses
 //! the positional forms itself (keywords, and any argument count error, go to pyo3's original
 //! function). Each runs its body in `direct_slot::run` (see there for what that must obey).
+//!
+//! On PyPy the entry points are not compiled and `install` leaves pyo3's slots in place (see
+//! `lib.rs`).
 
 #![allow(unsafe_code)]
 
+#[cfg(not(PyPy))]
 use std::ffi::c_int;
 use std::sync::OnceLock;
 
+#[cfg(not(PyPy))]
 use pyo3::exceptions::{PySystemError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::core::NativeClass;
+#[cfg(not(PyPy))]
 use crate::direct_slot::run;
+#[cfg(not(PyPy))]
 use crate::policy::NewMeta;
 
-/// A cache class whose mapping slots this module serves.
+/// A cache class whose mapping slots this module serves (every class implements it; on PyPy
+/// nothing calls it).
+#[cfg_attr(PyPy, allow(dead_code))]
 pub trait FastMapping: NativeClass {
     /// Where `install` keeps pyo3's own C function for `get` (one cell per class).
     fn pyo3_get() -> &'static OnceLock<ffi::PyCFunctionFastWithKeywords>;
@@ -29,6 +38,7 @@ pub trait FastMapping: NativeClass {
 ///
 /// # Safety
 /// `ptr` must be a live object (a slot's `self` is).
+#[cfg(not(PyPy))]
 #[inline(always)]
 unsafe fn this<'py, C: FastMapping>(py: Python<'py>, ptr: &'py *mut ffi::PyObject) -> PyResult<&'py C> {
     // SAFETY: the caller guarantees `ptr` is a live object, borrowed for at least `'py`.
@@ -39,6 +49,7 @@ unsafe fn this<'py, C: FastMapping>(py: Python<'py>, ptr: &'py *mut ffi::PyObjec
     }
 }
 
+#[cfg(not(PyPy))]
 unsafe extern "C" fn subscript<C: FastMapping>(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: CPython calls `mp_subscript` attached, with live `slf` and `key`.
     unsafe {
@@ -49,6 +60,7 @@ unsafe extern "C" fn subscript<C: FastMapping>(slf: *mut ffi::PyObject, key: *mu
     }
 }
 
+#[cfg(not(PyPy))]
 unsafe extern "C" fn contains<C: FastMapping>(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> c_int {
     // SAFETY: CPython calls `sq_contains` attached, with live `slf` and `key`.
     unsafe {
@@ -59,6 +71,7 @@ unsafe extern "C" fn contains<C: FastMapping>(slf: *mut ffi::PyObject, key: *mut
     }
 }
 
+#[cfg(not(PyPy))]
 unsafe extern "C" fn ass_subscript<C: FastMapping>(
     slf: *mut ffi::PyObject,
     key: *mut ffi::PyObject,
@@ -81,6 +94,7 @@ unsafe extern "C" fn ass_subscript<C: FastMapping>(
     }
 }
 
+#[cfg(not(PyPy))]
 unsafe extern "C" fn get<C: FastMapping>(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
@@ -108,6 +122,7 @@ unsafe extern "C" fn get<C: FastMapping>(
 
 /// Points `C`'s mapping slots at the functions above. Called once, at module init, before any
 /// subclass exists (subclasses copy the slots they inherit when they are created).
+#[cfg(not(PyPy))]
 pub fn install<C: FastMapping>(py: Python<'_>) -> PyResult<()> {
     let tp = C::type_object_raw(py);
     // SAFETY: `tp` is `C`'s type object, alive for the whole interpreter. pyo3 created it from
@@ -129,8 +144,15 @@ pub fn install<C: FastMapping>(py: Python<'_>) -> PyResult<()> {
     install_get::<C>(py)
 }
 
+/// PyPy: pyo3's slots stay.
+#[cfg(PyPy)]
+pub fn install<C: FastMapping>(_py: Python<'_>) -> PyResult<()> {
+    Ok(())
+}
+
 /// Replaces `C.get` with a descriptor for `get::<C>`, keeping pyo3's name, docstring and
 /// signature (`__text_signature__`), and pyo3's function as the fallback.
+#[cfg(not(PyPy))]
 fn install_get<C: FastMapping>(py: Python<'_>) -> PyResult<()> {
     let class = py.get_type::<C>();
     let original = class.getattr(pyo3::intern!(py, "get"))?;

@@ -319,3 +319,50 @@ mod tests {
         });
     }
 }
+
+/// The free-threaded lock path, checked without an interpreter (`make test-free-threaded` runs
+/// these on a free-threaded configuration, where no interpreter can be linked in): threads that
+/// really run at once must not both hold a `Guarded`, and must not lose a `Counter` bump.
+#[cfg(all(test, Py_GIL_DISABLED))]
+mod free_threaded_tests {
+    use super::*;
+
+    const THREADS: usize = 4;
+    const ROUNDS: u64 = 20_000;
+
+    #[test]
+    fn guarded_excludes_threads_running_at_once() {
+        let guarded = Guarded::new((0u64, 0u64));
+        std::thread::scope(|scope| {
+            for _ in 0..THREADS {
+                scope.spawn(|| {
+                    for _ in 0..ROUNDS {
+                        let mut locked = loop {
+                            match guarded.try_lock() {
+                                Some(locked) => break locked,
+                                None => std::hint::spin_loop(),
+                            }
+                        };
+                        // A read, a pause and a write: another holder in between would show.
+                        let (count, _) = *locked;
+                        std::hint::spin_loop();
+                        *locked = (count + 1, count);
+                    }
+                });
+            }
+        });
+        let total = THREADS as u64 * ROUNDS;
+        assert_eq!(*guarded.try_lock().expect("released"), (total, total - 1));
+    }
+
+    #[test]
+    fn counter_bumps_from_threads_running_at_once_are_all_counted() {
+        let counter = Counter::default();
+        std::thread::scope(|scope| {
+            for _ in 0..THREADS {
+                scope.spawn(|| (0..ROUNDS).for_each(|_| counter.bump()));
+            }
+        });
+        assert_eq!(counter.get(), THREADS as u64 * ROUNDS);
+    }
+}

@@ -3,6 +3,8 @@ build one by name, what an entry is charged, the capacity a table reports, the m
 refused insert, and a call's outcome as a value to compare.
 """
 
+import sys
+
 import cachebox
 
 #: Every cache class, as the native class table lists them.
@@ -10,6 +12,12 @@ CLASS_NAMES = tuple(cls.__name__ for cls in cachebox._core.CACHE_CLASSES)
 
 #: The global TTL used by :func:`make_cache` for ``TTLCache`` (long enough never to run out).
 HELPER_TTL = 3600.0
+
+#: Whether the tests run on PyPy (whose builtin types have no ``__sizeof__``).
+PYPY = sys.implementation.name == "pypy"
+
+#: What PyPy charges an object whose type has no ``__sizeof__`` (BEHAVIOUR.md §3.1).
+PYPY_OBJECT_SIZE = 64
 
 #: The message of the ``OverflowError`` raised by an insert the limits refuse.
 OVERFLOW_MESSAGE = "The cache has reached the bound"
@@ -26,15 +34,46 @@ def make_cache(name, maxsize=0, cls=None, **kwargs):
 
 def charge(obj):
     """What one object adds to ``memory()``: its ``__sizeof__()`` (a class object is asked
-    through its own class's method, ``obj.__sizeof__(obj)``)."""
+    through its own class's method, ``obj.__sizeof__(obj)``); on PyPy, an object without one
+    (every builtin) is charged :data:`PYPY_OBJECT_SIZE`."""
+    method = getattr(obj, "__sizeof__", None)
+    if method is None:
+        assert PYPY, f"{obj!r} has no __sizeof__ on CPython"
+        return PYPY_OBJECT_SIZE
     if isinstance(obj, type):
-        return obj.__sizeof__(obj)
-    return obj.__sizeof__()
+        return method(obj)
+    return method()
 
 
 def entry_size(key, value):
-    """What one stored entry is charged: ``key.__sizeof__() + value.__sizeof__()``."""
+    """What one stored entry is charged: ``charge(key) + charge(value)``."""
     return charge(key) + charge(value)
+
+
+#: The most collector passes PyPy is given to free an unreachable object that C code held: it
+#: was seen to need up to three (for an object C code handed back into a Python list).
+PYPY_PASSES = 5
+
+
+def collect(*refs):
+    """Runs the collector until it has freed every unreachable object, or at least the objects
+    of the weak references ``refs``: one ``gc.collect()`` on CPython; on PyPy up to
+    :data:`PYPY_PASSES`, stopping early once every one of ``refs`` is dead."""
+    import gc
+
+    gc.collect()
+    for _ in range(PYPY_PASSES - 1 if PYPY else 0):
+        if refs and all(ref() is None for ref in refs):
+            break
+        gc.collect()
+
+
+def collect_if_pypy(*refs):
+    """What a test runs before it checks that the weak references ``refs`` died: nothing on
+    CPython, which frees an object when its last reference goes; :func:`collect` on PyPy, which
+    frees objects only when its collector runs."""
+    if PYPY:
+        collect(*refs)
 
 
 def hashbrown_capacity(n):

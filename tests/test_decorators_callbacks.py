@@ -21,8 +21,10 @@ from cachebox import (
 )
 
 try:
+    from .cache_helpers import charge
     from .subprocess_harness import run_isolated
 except ImportError:
+    from cache_helpers import charge
     from subprocess_harness import run_isolated
 
 
@@ -183,7 +185,7 @@ def test_cache_info_tracks_cache_state():
     func(2)
     info = func.cache_info()
     assert info == CacheInfo(hits=1, misses=2, maxsize=5, length=2, memory=c.memory())
-    expected_memory = (1).__sizeof__() + (2).__sizeof__() + (2).__sizeof__() + (3).__sizeof__()
+    expected_memory = charge(1) + charge(2) + charge(2) + charge(3)
     assert info.memory == expected_memory
     c.clear()
     assert func.cache_info() == (1, 2, 5, 0, 0)

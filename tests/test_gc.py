@@ -17,10 +17,10 @@ import pytest
 import cachebox
 
 try:
-    from .cache_helpers import CLASS_NAMES, entry_size, make_cache
+    from .cache_helpers import CLASS_NAMES, PYPY, collect, entry_size, make_cache
     from .subprocess_harness import HANG_TIMEOUT, assert_child_ok
 except ImportError:
-    from cache_helpers import CLASS_NAMES, entry_size, make_cache
+    from cache_helpers import CLASS_NAMES, PYPY, collect, entry_size, make_cache
     from subprocess_harness import HANG_TIMEOUT, assert_child_ok
 
 
@@ -122,11 +122,16 @@ def child_cycles_are_collected(name):
         ref = weakref.ref(s)
         build(s)
         del s
-        gc.collect()
+        collect(ref)
         report[kind] = ref() is None
     print(json.dumps(report))
 
 
+@pytest.mark.skipif(
+    PYPY,
+    reason="PyPy never collects a reference cycle through an extension object: its C-API layer "
+    "does not call tp_traverse, so cycles through a cache leak there",
+)
 @pytest.mark.parametrize("name", CLASS_NAMES)
 def test_reference_cycles_through_caches_are_collected(name):
     (line,) = assert_child_ok("test_gc", "child_cycles_are_collected", name)
@@ -173,7 +178,7 @@ class _Watch:
         self.refs.extend(weakref.ref(o) for o in objects)
 
     def alive(self):
-        gc.collect()
+        collect(*self.refs)
         return sum(1 for r in self.refs if r() is not None)
 
 
@@ -367,6 +372,11 @@ def _args_for(name):
     return (10, 60) if name == "TTLCache" else (10,)
 
 
+@pytest.mark.skipif(
+    PYPY,
+    reason="PyPy has no gc.set_threshold to collect on every allocation, and never traverses an "
+    "extension object, half-built or not",
+)
 @pytest.mark.parametrize("name", CLASS_NAMES)
 def test_collection_while_objects_are_built(name):
     (line,) = assert_child_ok("test_gc", "child_collection_while_objects_are_built", name)

@@ -17,6 +17,7 @@ import pytest
 
 pytest.register_assert_rewrite("mixins")
 
+from cache_helpers import charge
 from mixins import BOUND, CHANGED, INT_ENTRY, Colliding, entry
 from models import LFUModel, VTTLModel
 
@@ -111,13 +112,13 @@ class TestCachePolicy:
             Cache(2, {1: 1, 2: 2, 3: 3})
 
     def test_memory_bound_is_checked_against_the_update(self):
-        cache = Cache(0, {1: entry(50), 2: entry(50)}, maxmemory=150)
+        cache = Cache(0, {1: entry(100), 2: entry(100)}, maxmemory=300)
         with pytest.raises(OverflowError, match=f"^{BOUND}$"):
-            cache[3] = entry(51)
-        cache[3] = entry(50)
+            cache[3] = entry(101)
+        cache[3] = entry(100)
         with pytest.raises(OverflowError, match=f"^{BOUND}$"):
-            cache[1] = entry(51)
-        assert cache.memory() == 150 and cache[1].size == 22
+            cache[1] = entry(101)
+        assert cache.memory() == 300 and cache[1].size == 100 - charge(1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -987,9 +988,7 @@ class TestVTTLCachePolicy:
         cache.expire()
         assert [cache[key] for key in keys[::2]] == [0, 2, 4]
         assert list(cache) == keys[::2]
-        assert cache.memory() == sum(
-            k.__sizeof__() + i.__sizeof__() for i, k in enumerate(keys) if i % 2 == 0
-        )
+        assert cache.memory() == sum(charge(k) + charge(i) for i, k in enumerate(keys) if i % 2 == 0)
 
     def test_pickle_keeps_fractional_expiry(self):  # unlike upstream (BEHAVIOUR.md §10.3)
         cache = VTTLCache(0)

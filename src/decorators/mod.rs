@@ -2,6 +2,8 @@
 //! the key makers, `EVENT_MISS`/`EVENT_HIT` and `CacheInfo`.
 
 mod async_call;
+// CPython only, like the mapping slots (see `lib.rs`).
+#[cfg(not(PyPy))]
 mod call_slots;
 mod keys;
 mod memo;
@@ -14,6 +16,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+#[cfg(not(PyPy))]
 pub use call_slots::{install as install_call_slots, NativeVectorcalls};
 pub use memo::{EVENT_HIT, EVENT_MISS};
 pub use wrappers::{CachedCall, CachedFunction, Decorator};
@@ -109,6 +112,12 @@ pub fn is_cached(func: &Bound<'_, PyAny>) -> PyResult<bool> {
         Err(e) if e.is_instance_of::<PyAttributeError>(py) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// PyPy: calls go through pyo3's `__call__`.
+#[cfg(PyPy)]
+pub fn install_call_slots(_py: Python<'_>) -> PyResult<()> {
+    Ok(())
 }
 
 /// Adds the decorators' names to the module (called from module init).

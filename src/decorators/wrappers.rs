@@ -150,8 +150,18 @@ impl Decorator {
         let is_async = inspect.call_method1(intern!(py, "iscoroutinefunction"), (func,))?.is_truthy()?;
         // Async calls build an awaitable through `__call__`: no vectorcall for them (a null
         // pointer makes CPython use `tp_call`).
+        #[cfg(not(PyPy))]
         let vectorcall = (!is_async).then(|| super::call_slots::entry_for(py, &memo));
-        let wrapper = Py::new(py, CachedFunction { memo: Some(Arc::new(memo)), is_async, factory, vectorcall })?;
+        let wrapper = Py::new(
+            py,
+            CachedFunction {
+                memo: Some(Arc::new(memo)),
+                is_async,
+                factory,
+                #[cfg(not(PyPy))]
+                vectorcall,
+            },
+        )?;
         let bound = wrapper.bind(py);
         py.import(intern!(py, "functools"))?.call_method1(intern!(py, "update_wrapper"), (bound, func))?;
         if is_async {
@@ -215,7 +225,8 @@ pub struct CachedFunction {
     is_async: bool,
     factory: bool,
     /// The object's vectorcall entry (`call_slots::vectorcall`; the type's
-    /// `tp_vectorcall_offset` points here), or null for an async function.
+    /// `tp_vectorcall_offset` points here), or null for an async function. CPython only.
+    #[cfg(not(PyPy))]
     vectorcall: Option<pyo3::ffi::vectorcallfunc>,
 }
 
@@ -281,6 +292,7 @@ impl CachedFunction {
 
     /// `__call__` for the direct `tp_call` (`call_slots`); `None` for an async function, whose
     /// call builds an awaitable and goes through pyo3's `__call__`.
+    #[cfg(not(PyPy))]
     #[inline]
     pub fn call_direct(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> Option<PyResult<Py<PyAny>>> {
         (!self.is_async).then(|| self.memo().call(py, call))
@@ -288,12 +300,14 @@ impl CachedFunction {
 
     /// A call through vectorcall with positional arguments only; `None` for an async
     /// function (whose `vectorcall` is null, so CPython does not come here for it).
+    #[cfg(not(PyPy))]
     #[inline]
     pub fn call_vector(&self, py: Python<'_>, args: &[Bound<'_, PyAny>]) -> Option<PyResult<Py<PyAny>>> {
         (!self.is_async).then(|| self.memo().call_vector(py, args))
     }
 
     /// Where the `vectorcall` field sits in the object, measured on a blank instance.
+    #[cfg(not(PyPy))]
     pub fn vectorcall_offset(py: Python<'_>) -> PyResult<usize> {
         let blank = Py::new(py, CachedFunction { memo: None, is_async: false, factory: false, vectorcall: None })?;
         let field = std::ptr::addr_of!(blank.get().vectorcall) as usize;
