@@ -77,7 +77,9 @@ macro_rules! class_table {
             NativeClasses { borrow, own, unbounded: |py| py.get_type::<FIFOCache>() }
         }
 
-        /// Runs `visitor` over every class, with its concrete type.
+        /// Runs `visitor` over every class, with its concrete type (the vectorcall entries, which
+        /// PyPy does without).
+        #[cfg_attr(PyPy, allow(dead_code))]
         pub fn visit_classes(visitor: &mut impl ClassVisitor) {
             $(visitor.visit::<$name>();)+
         }
