@@ -77,12 +77,13 @@ impl<P: Policy> MemoCache for CacheCore<P> {
             charge,
             |store, charge, trash| {
                 if put.stale.is_some_and(|stale| stale.load(Ordering::SeqCst)) {
-                    return Ok(None);
+                    // Invalidated: nothing is written, which the caller does not look at.
+                    return Ok(Inserted::New);
                 }
-                store.insert(py, &probe, value, charge, meta, trash).map(Some)
+                store.insert(py, &probe, value, charge, meta, trash)
             },
             |inserted| match inserted {
-                Some(Inserted::NeedsKeySize(stored)) => Err(stored),
+                Inserted::NeedsKeySize(stored) => Err(stored),
                 other => Ok(other),
             },
         )?;

@@ -114,8 +114,8 @@ pub(crate) fn charge_with(
     value: &Bound<'_, PyAny>,
 ) -> PyResult<Charge> {
     match weigher {
-        None => Ok(Charge { key: sizeof(key)?, value: sizeof(value)?, stored_key: None, weighed: false }),
-        Some(weigher) => Ok(Charge::weighed(weight(&weigher.call1((key, value))?)?)),
+        None => Ok(Charge { key: sizeof(key)?, value: sizeof(value)?, stored_key: None }),
+        Some(weigher) => Ok(Charge::total(weight(&weigher.call1((key, value))?)?)),
     }
 }
 
@@ -280,14 +280,16 @@ impl<P: Policy> CacheCore<P> {
                 let mut store = self.lock(py)?;
                 write(&mut store, charge, &mut trash)?
             };
-            drop(trash);
+            trash.finish();
             match needs_key(outcome) {
                 Ok(outcome) => return Ok(outcome),
                 Err(stored) => {
                     // Released through `Bound` (a direct decref), like everything these paths
                     // drop: `mapping_slots` runs them without pyo3's attach count.
                     let stored = stored.into_bound(py);
-                    charge.stored_key = Some((stored.as_ptr() as usize, sizeof(&stored)?));
+                    // A weigher weighed the whole entry already (see `Charge::stored_key`).
+                    let size = if self.weighs.load(Ordering::Relaxed) { charge.key } else { sizeof(&stored)? };
+                    charge.stored_key = Some((stored.as_ptr() as usize, size));
                 }
             }
         }
@@ -299,12 +301,11 @@ impl<P: Policy> CacheCore<P> {
         if self.weighs.load(Ordering::Relaxed) {
             return self.weighed(key, value);
         }
-        charge_with(None, key, value)
+        Ok(Charge { key: sizeof(key)?, value: sizeof(value)?, stored_key: None })
     }
 
     /// `charge` through the weigher, fetched under the lock and called without it.
     #[cold]
-    #[inline(never)]
     fn weighed(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Charge> {
         let py = key.py();
         let weigher = self.lock(py)?.hooks.weigher.as_ref().map(|w| w.bind(py).clone());

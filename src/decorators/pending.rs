@@ -134,7 +134,8 @@ impl PendingMap {
     }
 
     /// The call in flight for `key`, found under the map's lock `calls` (marked: keys' `__eq__`
-    /// runs here).
+    /// runs here). Inlined: every miss comes here through `join`.
+    #[inline(always)]
     fn find(
         &self,
         py: Python<'_>,

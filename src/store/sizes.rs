@@ -11,26 +11,21 @@ pub struct Charge {
     pub key: usize,
     pub value: usize,
     /// The size of the key object already stored (by address), when it is not the probe's.
+    /// With a weigher, `key` is the whole entry's weight, `value` is 0, and this is the same
+    /// weight again: whichever key object is kept, the entry weighs what the weigher said.
     pub stored_key: Option<(usize, usize)>,
-    /// A weigher's figure for the whole entry (in `key`): the same whichever key object is kept.
-    pub weighed: bool,
 }
 
 impl Charge {
     /// An entry of `size` bytes in all (tests).
     pub fn total(size: usize) -> Self {
-        Self { key: size, value: 0, stored_key: None, weighed: false }
-    }
-
-    /// A weigher's figure for an entry.
-    pub fn weighed(size: usize) -> Self {
-        Self { key: size, value: 0, stored_key: None, weighed: true }
+        Self { key: size, value: 0, stored_key: None }
     }
 
     /// The charge of the entry once written, if known: an update keeps the stored key, so it
     /// is charged with that key's size, which the caller may have to measure first.
     pub(super) fn for_key(&self, probe_key: usize, stored_key: usize) -> Option<usize> {
-        if probe_key == stored_key || self.weighed {
+        if probe_key == stored_key {
             return Some(self.key.saturating_add(self.value));
         }
         match self.stored_key {

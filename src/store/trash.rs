@@ -1,6 +1,8 @@
 //! `Trash`: what a removal leaves behind, with why it left, released by the caller after the
 //! unlock, and reported then to the cache's eviction listener, if it has one.
 
+use std::mem::ManuallyDrop;
+
 use pyo3::prelude::*;
 use pyo3::{intern, Bound};
 
@@ -42,43 +44,81 @@ impl Cause {
 ///
 /// When the store has an eviction listener it arms the trash with it (`arm`), and dropping
 /// then calls it once per entry, in the order the entries left: after the unlock (the trash
-/// outlives the lock guard everywhere), in the thread that made the change.
+/// outlives the lock guard everywhere), in the thread that made the change. The listener is
+/// kept in the boxed spill, so that a cache without one tears a trash down exactly as before
+/// listeners existed (a third field made that a call per insert).
 pub struct Trash<'py> {
     py: Python<'py>,
     first: Option<(Entry, Cause)>,
-    /// Entries beyond the first. Rare, so boxed: a `Trash` is then small, cheap to set up and
-    /// tear down on every insert (a bare `Vec` costs measurably more there).
-    #[allow(clippy::box_collection)]
-    spill: Option<Box<Vec<(Entry, Cause)>>>,
+    /// Entries beyond the first, and the listener. Rare, so boxed: a `Trash` is then small,
+    /// cheap to set up and tear down on every insert (a bare `Vec` costs measurably more there).
+    /// `ManuallyDrop`: `empty` takes it out itself, so it needs no drop glue.
+    spill: ManuallyDrop<Option<Box<Spill<'py>>>>,
+}
+
+#[derive(Default)]
+struct Spill<'py> {
+    entries: Vec<(Entry, Cause)>,
     listener: Option<Bound<'py, PyAny>>,
 }
 
 impl Drop for Trash<'_> {
-    #[inline]
     fn drop(&mut self) {
-        if self.listener.is_some() {
-            self.report();
+        self.empty();
+    }
+}
+
+impl Trash<'_> {
+    /// Releases (and first reports) everything: what dropping does.
+    #[inline(always)]
+    fn empty(&mut self) {
+        if let Some(spill) = self.spill.take() {
+            release_spilled(self.py, self.first.take(), *spill);
         }
         if let Some((entry, _)) = self.first.take() {
             entry.release(self.py);
         }
-        if let Some(spill) = self.spill.take() {
-            release_all(*spill, self.py);
-        }
     }
 }
 
+/// Reports every entry to the listener, if armed, then releases the spilled ones. The
+/// listener's errors go to `sys.unraisablehook`: the operation that removed the entries has
+/// completed already.
+#[cold]
 #[inline(never)]
-fn release_all(entries: Vec<(Entry, Cause)>, py: Python<'_>) {
-    for (entry, _) in entries {
+fn release_spilled(py: Python<'_>, first: Option<(Entry, Cause)>, spill: Spill<'_>) {
+    if let Some(listener) = &spill.listener {
+        let call = |entry: &Entry, cause: Cause| {
+            let args = (entry.key.bind(py), entry.value.bind(py), cause.name(py));
+            if let Err(err) = listener.call1(args) {
+                err.write_unraisable(py, Some(listener));
+            }
+        };
+        if let Some((entry, cause)) = &first {
+            call(entry, *cause);
+        }
+        for (entry, cause) in &spill.entries {
+            call(entry, *cause);
+        }
+    }
+    for (entry, _) in first.into_iter().chain(spill.entries) {
         entry.release(py);
     }
 }
 
 impl<'py> Trash<'py> {
+    /// Drops this trash, inlined: the operations that make one on every call (inserts) end
+    /// with this, where the compiler's drop glue would be a call.
+    #[inline(always)]
+    pub fn finish(mut self) {
+        self.empty();
+        // Empty now: nothing is left to drop.
+        std::mem::forget(self);
+    }
+
     #[inline]
     pub fn new(py: Python<'py>) -> Self {
-        Self { py, first: None, spill: None, listener: None }
+        Self { py, first: None, spill: ManuallyDrop::new(None) }
     }
 
     #[inline(always)]
@@ -93,7 +133,7 @@ impl<'py> Trash<'py> {
     #[cold]
     #[inline(never)]
     fn push_spilled(&mut self, entry: Entry, cause: Cause) {
-        self.spill.get_or_insert_with(Box::default).push((entry, cause));
+        self.spill.get_or_insert_with(Box::default).entries.push((entry, cause));
     }
 
     /// A bulk removal (`clear`): every entry `remove` puts in the vector it is given left
@@ -109,14 +149,14 @@ impl<'py> Trash<'py> {
             self.first = removed.next().map(|entry| (entry, cause));
         }
         let spill = self.spill.get_or_insert_with(Box::default);
-        spill.extend(removed.map(|entry| (entry, cause)));
+        spill.entries.extend(removed.map(|entry| (entry, cause)));
     }
 
     /// Records that `key`/`value` left for `cause` while the caller keeps the objects (a
-    /// popped entry it returns, a replaced value): only the listener needs them here.
+    /// popped entry it returns, a replaced value): only an armed trash needs them.
     #[cold]
     pub fn notice(&mut self, key: &Py<PyAny>, value: &Py<PyAny>, cause: Cause) {
-        if self.listener.is_some() {
+        if self.spill.as_ref().is_some_and(|spill| spill.listener.is_some()) {
             let entry = Entry { key: key.clone_ref(self.py), value: value.clone_ref(self.py), hash: 0, size: 0 };
             self.push(entry, cause);
         }
@@ -126,43 +166,29 @@ impl<'py> Trash<'py> {
     #[inline(always)]
     pub fn arm(&mut self, listener: Option<&Py<PyAny>>) {
         if let Some(listener) = listener {
-            if self.listener.is_none() {
-                self.listener = Some(listener.bind(self.py).clone());
-            }
+            self.arm_with(listener);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn arm_with(&mut self, listener: &Py<PyAny>) {
+        let spill = self.spill.get_or_insert_with(Box::default);
+        if spill.listener.is_none() {
+            spill.listener = Some(listener.bind(self.py).clone());
         }
     }
 
     /// Drops the entries without reporting them (a cache being collected).
     pub fn disarm(&mut self) {
-        self.listener = None;
-    }
-
-    /// Calls the listener for every entry, in order. Its errors go to `sys.unraisablehook`:
-    /// the operation that removed the entries has completed already.
-    #[cold]
-    #[inline(never)]
-    fn report(&mut self) {
-        let Some(listener) = self.listener.take() else { return };
-        let py = self.py;
-        let call = |entry: &Entry, cause: Cause| {
-            let args = (entry.key.bind(py), entry.value.bind(py), cause.name(py));
-            if let Err(err) = listener.call1(args) {
-                err.write_unraisable(py, Some(&listener));
-            }
-        };
-        if let Some((entry, cause)) = &self.first {
-            call(entry, *cause);
-        }
-        if let Some(spill) = &self.spill {
-            for (entry, cause) in spill.iter() {
-                call(entry, *cause);
-            }
+        if let Some(spill) = self.spill.as_mut() {
+            spill.listener = None;
         }
     }
 
     /// How many entries were removed.
     pub fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.spill.as_ref().map_or(0, |spill| spill.len())
+        usize::from(self.first.is_some()) + self.spill.as_ref().map_or(0, |spill| spill.entries.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -175,7 +201,7 @@ impl<'py> Trash<'py> {
     pub fn take_entries(&mut self) -> Vec<(Entry, Cause)> {
         let mut out: Vec<(Entry, Cause)> = self.first.take().into_iter().collect();
         if let Some(spill) = self.spill.take() {
-            out.extend(*spill);
+            out.extend(spill.entries);
         }
         out
     }
