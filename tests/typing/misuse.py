@@ -179,6 +179,7 @@ cached(VTTLCache(0), ttl="1m")  # E: ttl is seconds or a timedelta
 cached(VTTLCache(0), ttl=datetime(2030, 1, 1))  # E: not a deadline
 cached(VTTLCache(0), ttl=ttl_of_key)  # E: a ttl function takes (key, value)
 cached(VTTLCache(0), ttl=ttl_as_text)  # E: and returns seconds, a timedelta or None
+cached(VTTLCache(0), None, False, None, 1, 60)  # E: ttl is keyword-only
 
 
 class Shop:

@@ -425,7 +425,7 @@ def user_name(uid: int) -> str | None:
     return "alice" if uid == 1 else None
 
 
-@cached(VTTLCache(0), None, False, None, 1, lambda key, value: timedelta(seconds=value))
+@cached(VTTLCache(0), None, False, None, 1, ttl=lambda key, value: timedelta(seconds=value))
 def slow_square(x: int) -> int:
     return x * x
 

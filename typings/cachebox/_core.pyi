@@ -597,6 +597,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
@@ -606,6 +607,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
@@ -615,6 +617,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[Cache[Any, Any]]: ...
 @overload
@@ -624,6 +627,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
@@ -633,6 +637,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[RRCache[Any, Any]]: ...
 @overload
@@ -642,6 +647,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[LRUCache[Any, Any]]: ...
 @overload
@@ -651,6 +657,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[LFUCache[Any, Any]]: ...
 @overload
@@ -660,6 +667,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[TTLCache[Any, Any]]: ...
 @overload
@@ -669,6 +677,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: _CallTTL | None = None,
 ) -> Decorator[VTTLCache[Any, Any]]: ...
 @overload
@@ -678,6 +687,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[Frozen[Any, Any]]: ...
 @overload
@@ -687,6 +697,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[BaseCacheImpl[Any, Any]]: ...
 @overload
@@ -696,6 +707,7 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: _CallTTL | None = None,
 ) -> Decorator[None]: ...
 
@@ -708,6 +720,7 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
@@ -717,6 +730,7 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
@@ -726,6 +740,7 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[Cache[Any, Any]]: ...
 @overload
@@ -735,6 +750,7 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
@@ -744,6 +760,7 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[RRCache[Any, Any]]: ...
 @overload
@@ -753,6 +770,7 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[LRUCache[Any, Any]]: ...
 @overload
@@ -762,6 +780,7 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[LFUCache[Any, Any]]: ...
 @overload
@@ -771,6 +790,7 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[TTLCache[Any, Any]]: ...
 @overload
@@ -780,6 +800,7 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: _CallTTL | None = None,
 ) -> Decorator[VTTLCache[Any, Any]]: ...
 @overload
@@ -789,6 +810,7 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[Frozen[Any, Any]]: ...
 @overload
@@ -798,5 +820,6 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
     ttl: None = None,
 ) -> Decorator[BaseCacheImpl[Any, Any]]: ...
