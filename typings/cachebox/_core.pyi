@@ -8,6 +8,7 @@ misuse files in `tests/typing/`.
 
 from collections.abc import Callable, Container, Coroutine, Generator, Hashable, Iterable, Iterator
 from datetime import datetime, timedelta
+from inspect import Signature
 from types import TracebackType
 from typing import (
     Any,
@@ -570,6 +571,9 @@ class BoundCachedFunction(_CachedWrapper[_P, _R_co, _C_co]):
     # to a property's value, as if `__func__` were bound again.
     @property
     def __func__(self) -> _CachedWrapper[..., _R_co, _C_co]: ...
+    @property
+    def __signature__(self) -> Signature:
+        """The wrapper's signature without its first parameter, as for a bound method."""
     def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
