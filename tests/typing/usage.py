@@ -331,6 +331,8 @@ assert watched.memory() == 3  # the weigher's figure, not __sizeof__
 assert_type(watched.on_evict, Optional[Callable[[int, str, EvictionCause], object]])
 assert_type(watched.weigher, Optional[Callable[[int, str], int]])
 assert watched.on_evict is note_departure and watched.weigher is by_length
+assert_type(Frozen(watched).on_evict, Optional[Callable[[int, str, EvictionCause], object]])
+assert Frozen(watched).weigher is by_length  # a Frozen view forwards both
 assert LRUCache[int, str](2).on_evict is None
 assert copy.copy(watched).on_evict is note_departure
 
