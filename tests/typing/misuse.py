@@ -7,7 +7,8 @@ Keep each case on one line, so that both checkers report it on the marked line.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from cachebox import (
     BaseCacheImpl,
@@ -117,3 +118,76 @@ async def misuse_async() -> None:
 
 async def text_of(url: str) -> str:
     return await fetch(url)  # E: the awaited result is bytes
+
+
+# --- entry control --------------------------------------------------------------------------
+
+
+def two_args(key: int, value: str) -> None:
+    pass
+
+
+def str_keys(key: str, value: str, cause: str) -> None:
+    pass
+
+
+def weigh_text(key: int, value: str) -> str:
+    return value
+
+
+def weigh_float(key: int, value: str) -> float:
+    return 1.5
+
+
+def any_cause(key: object, value: object, cause: str) -> None:
+    pass
+
+
+def ttl_of_key(key: object) -> float:
+    return 5.0
+
+
+def ttl_as_text(key: object, value: object) -> str:
+    return "5"
+
+
+def is_evicted(cause: Literal["size", "memory", "expired", "replaced", "explicit"]) -> bool:
+    return cause == "evicted"  # E: not one of the five causes
+
+
+watched: LRUCache[int, str] = LRUCache(10, on_evict=any_cause)
+LRUCache[int, str](10, on_evict=two_args)  # E: a listener takes (key, value, cause)
+LRUCache[int, str](10, on_evict=str_keys)  # E: the listener's key type must accept the keys
+LRUCache[int, str](10, weigher=weigh_text)  # E: a weigher returns an int
+LRUCache[int, str](10, weigher=weigh_float)  # E: not a float either
+LRUCache[int, str](10, None, 0, 0, any_cause)  # E: on_evict is keyword-only
+VTTLCache[int, str](10, weigher=len)  # E: a weigher takes (key, value)
+listener = watched.on_evict
+if listener is not None:
+    listener(1, "one", "evicted")  # E: a listener is only told one of the five causes
+watched.on_evict = any_cause  # E: on_evict is read-only
+watched.weigher = None  # E: weigher is read-only
+# A bool is an int, so only a use as some other type is a mistake a checker can see.
+invalidated: str = square.cache_invalidate(2)  # E: cache_invalidate returns a bool
+square.cache_invalidate("2")  # E: cache_invalidate takes the call's arguments
+square.cache_invalidate()  # E: with the same arity
+fetch.cache_invalidate(b"x")  # E: on coroutine functions too
+cached(LRUCache(0), ttl=60)  # E: only a VTTLCache keeps a lifetime per entry
+cached(None, ttl=60)  # E: nor does the FIFOCache that None makes
+cachedmethod(TTLCache(0, 60), ttl=60)  # E: a TTLCache has one ttl for all
+cached(VTTLCache(0), ttl="1m")  # E: ttl is seconds or a timedelta
+cached(VTTLCache(0), ttl=datetime(2030, 1, 1))  # E: not a deadline
+cached(VTTLCache(0), ttl=ttl_of_key)  # E: a ttl function takes (key, value)
+cached(VTTLCache(0), ttl=ttl_as_text)  # E: and returns seconds, a timedelta or None
+cached(VTTLCache(0), None, False, None, 1, 60)  # E: ttl is keyword-only
+
+
+class Shop:
+    @cachedmethod(LRUCache(0))
+    def price(self, item: str) -> float:
+        return 1.0
+
+
+shop = Shop()
+shop.price.cache_invalidate(shop, "tea")  # E: a bound method supplies self itself
+Shop.price.cache_invalidate("tea")  # E: the unbound wrapper needs self

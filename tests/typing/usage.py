@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import pickle
+import time
 from collections.abc import Callable, Hashable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal, Optional, Union
@@ -266,6 +267,9 @@ async def main() -> None:
     first, second = both
     assert first == second == b"a"
     assert fetch.cache_info().hits >= 1
+    removed = fetch.cache_invalidate("a")  # a plain method, not awaited
+    assert_type(removed, bool)
+    assert removed and not fetch.cache_invalidate("a")
 
 
 asyncio.run(main())
@@ -299,6 +303,146 @@ assert_type(repo.per_instance(5), str)
 assert repo.per_instance(5) == "5" and len(repo.cache) == 1
 assert not is_cached(Repository.per_instance)
 assert_type(Repository.helper(2), int)
+
+# --- Entry control: eviction listeners and weighers -----------------------------------------
+
+# The stub's own alias is private, so a listener spells the causes out (or takes a `str`).
+EvictionCause = Literal["size", "memory", "expired", "replaced", "explicit"]
+departures: list[tuple[int, str, EvictionCause]] = []
+
+
+def note_departure(key: int, value: str, cause: EvictionCause) -> None:
+    departures.append((key, value, cause))
+
+
+def by_length(key: int, value: str) -> int:
+    return len(value)
+
+
+watched = LRUCache(2, on_evict=note_departure, weigher=by_length)
+assert_type(watched, LRUCache[int, str])  # the hooks fix the key and value types too
+watched[1] = "a"
+watched[2] = "bb"
+watched[1] = "aa"  # replaces "a"
+watched[3] = "ccc"  # evicts 2, the least recently used
+del watched[1]
+assert departures == [(1, "a", "replaced"), (2, "bb", "size"), (1, "aa", "explicit")]
+assert watched.memory() == 3  # the weigher's figure, not __sizeof__
+assert_type(watched.on_evict, Optional[Callable[[int, str, EvictionCause], object]])
+assert_type(watched.weigher, Optional[Callable[[int, str], int]])
+assert watched.on_evict is note_departure and watched.weigher is by_length
+assert_type(Frozen(watched).on_evict, Optional[Callable[[int, str, EvictionCause], object]])
+assert Frozen(watched).weigher is by_length  # a Frozen view forwards both
+assert LRUCache[int, str](2).on_evict is None
+assert copy.copy(watched).on_evict is note_departure
+
+pressure: list[Hashable] = []
+
+
+def under_pressure(key: Hashable, value: object, cause: EvictionCause) -> bool:
+    if cause in ("size", "memory"):  # the Literal narrows as a str would
+        pressure.append(key)
+    return True  # a listener's result is ignored
+
+
+def log_any(key: object, value: object, cause: str) -> None:  # wider parameters are fine
+    pass
+
+
+bytes_bound: FIFOCache[str, bytes] = FIFOCache(
+    0, maxmemory=10, on_evict=under_pressure, weigher=lambda k, v: len(v)
+)
+bytes_bound["a"] = b"123456"
+bytes_bound["b"] = b"123456"  # 12 bytes > 10: "a" leaves
+assert pressure == ["a"] and bytes_bound.memory() == 6
+logged: TTLCache[str, int] = TTLCache(0, 60, capacity=4, maxmemory=0, on_evict=log_any)
+plain_hooks: Cache[str, int] = Cache(0, on_evict=log_any, weigher=None)
+random_hooks: RRCache[str, int] = RRCache(0, {"a": 1}, on_evict=under_pressure)
+frequent_hooks: LFUCache[str, int] = LFUCache(0, weigher=lambda key, value: value)
+
+expired: list[EvictionCause] = []
+short_lived: VTTLCache[str, int] = VTTLCache(0, on_evict=lambda k, v, cause: expired.append(cause))
+short_lived.insert("k", 1, ttl=0.001)
+time.sleep(0.05)
+short_lived.expire()
+assert expired == ["expired"]
+
+# --- Entry control: invalidation and per-call lifetimes -------------------------------------
+
+
+@cached(LRUCache(0))
+def area(width: int, height: int = 1) -> int:
+    return width * height
+
+
+assert area(2, 3) == 6
+assert_type(area.cache_invalidate(2, 3), bool)
+assert not area.cache_invalidate(2, 3)  # already gone
+assert not area.cache_invalidate(2, height=3)  # another key than area(2, 3)
+
+
+class Prices:
+    def __init__(self) -> None:
+        self.cache: VTTLCache[Hashable, Any] = VTTLCache(0)
+
+    @cachedmethod(LRUCache(0))
+    def price(self, item: str) -> float:
+        return float(len(item))
+
+    @cached(lambda self: self.cache, ttl=60)  # a factory's cache is checked per call
+    def quote(self, item: str, *, currency: str = "EUR") -> str:
+        return f"{len(item)} {currency}"
+
+
+prices = Prices()
+bound = prices.price  # a BoundCachedFunction: its parameters leave `self` out
+assert_type(bound("tea"), float)
+removed = bound.cache_invalidate("tea")  # the entry of prices.price("tea")
+assert_type(removed, bool)
+assert removed
+assert not Prices.price.cache_invalidate(prices, "tea")  # unbound: self passed explicitly
+assert_type(bound.__func__(prices, "tea"), float)  # the unbound wrapper: self first
+assert bound.__self__ is prices and bound.__func__ is Prices.__dict__["price"]
+assert bound == prices.price
+assert_type(bound.cache_info(), CacheInfo)
+assert_type(prices.quote("tea", currency="USD"), str)
+assert prices.quote.cache_invalidate("tea", currency="USD")
+assert not prices.quote.cache_invalidate("tea")
+
+
+@cached(VTTLCache(100), ttl=60)
+def token(user: str) -> str:
+    return user[::-1]
+
+
+@cachedmethod(VTTLCache(100), ttl=timedelta(minutes=5))
+def session_of(self: object, user: str) -> str:
+    return user
+
+
+def lifetime(key: Hashable, value: str | None) -> float | None:
+    return None if value is None else 30.0  # a missing user is remembered for good
+
+
+@cached(VTTLCache(0), ttl=lifetime)
+def user_name(uid: int) -> str | None:
+    return "alice" if uid == 1 else None
+
+
+@cached(VTTLCache(0), None, False, None, 1, ttl=lambda key, value: timedelta(seconds=value))
+def slow_square(x: int) -> int:
+    return x * x
+
+
+assert_type(token("abc"), str)
+assert 59 < token.cache.get_with_expire("abc")[1] <= 60
+assert_type(token.cache, VTTLCache[Any, Any])
+assert session_of(None, "bob") == "bob"
+assert user_name(1) == "alice" and user_name(2) is None
+assert 29 < user_name.cache.get_with_expire(1)[1] <= 30
+assert user_name.cache.get_with_expire(2)[1] == 0.0  # never expires
+assert slow_square(3) == 9 and 8 < slow_square.cache.get_with_expire(3)[1] <= 9
+assert cached(VTTLCache(0), ttl=None)(area)(1) == 1
 
 # --- Key makers and constants ---------------------------------------------------------------
 

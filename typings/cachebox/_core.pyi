@@ -8,12 +8,14 @@ misuse files in `tests/typing/`.
 
 from collections.abc import Callable, Container, Coroutine, Generator, Hashable, Iterable, Iterator
 from datetime import datetime, timedelta
+from inspect import Signature
 from types import TracebackType
 from typing import (
     Any,
     ClassVar,
     Final,
     Generic,
+    Literal,
     NamedTuple,
     NoReturn,
     Protocol,
@@ -68,6 +70,13 @@ class _SupportsItems(Protocol[_KT_co, _VT_co]):
 _Pairs: TypeAlias = _SupportsItems[_KT, _VT] | Iterable[tuple[_KT, _VT]]
 # `VTTLCache`'s per-item TTL: seconds, a duration, a (naive, local) deadline, or never.
 _VTTL: TypeAlias = float | timedelta | datetime | None
+# Why an entry left a cache, as its listener is told (docs/BEHAVIOUR.md §3.7). Private: the
+# runtime module has no such name, and stubtest refuses a public name the module lacks.
+_EvictionCause: TypeAlias = Literal["size", "memory", "expired", "replaced", "explicit"]
+# `on_evict(key, value, cause)`, called once per entry that left; what it returns is ignored.
+_OnEvict: TypeAlias = Callable[[_KT, _VT, _EvictionCause], object]
+# `weigher(key, value)`: the entry's charge against `maxmemory`, an int >= 0.
+_Weigher: TypeAlias = Callable[[_KT, _VT], int]
 
 # ---------------------------------------------------------------------------------------------
 # Iterators. One native class per cache; they are not attributes of the module (only the
@@ -135,6 +144,8 @@ class _CacheBase(BaseCacheImpl[_KT, _VT]):
         *,
         capacity: int = 0,
         maxmemory: int = 0,
+        on_evict: _OnEvict[_KT, _VT] | None = None,
+        weigher: _Weigher[_KT, _VT] | None = None,
     ) -> None: ...
     @property
     def maxsize(self) -> int:
@@ -142,6 +153,12 @@ class _CacheBase(BaseCacheImpl[_KT, _VT]):
     @property
     def maxmemory(self) -> int:
         """The memory limit in bytes (`sys.maxsize` when created with 0)."""
+    @property
+    def on_evict(self) -> _OnEvict[_KT, _VT] | None:
+        """The listener told of every entry that leaves, or `None`."""
+    @property
+    def weigher(self) -> _Weigher[_KT, _VT] | None:
+        """The function that weighs each entry instead of `__sizeof__`, or `None`."""
     def __len__(self) -> int: ...
     def __bool__(self) -> bool: ...
     def __contains__(self, key: object, /) -> bool: ...
@@ -158,7 +175,11 @@ class _CacheBase(BaseCacheImpl[_KT, _VT]):
     def __setstate__(self, state: tuple[Any, ...]) -> None: ...
     def capacity(self) -> int: ...
     def memory(self) -> int:
-        """The sum of `key.__sizeof__() + value.__sizeof__()` over the stored entries."""
+        """The sum of the stored entries' weights.
+
+        An entry weighs `weigher(key, value)`, or `key.__sizeof__() + value.__sizeof__()`
+        when the cache has no weigher.
+        """
     def is_empty(self) -> bool: ...
     def is_full(self) -> bool: ...
     def insert(self, key: _KT, value: _VT) -> _VT | None:
@@ -307,6 +328,8 @@ class TTLCache(_OrderedCache[_KT, _VT], _ExpiringCache[_KT, _VT]):
         *,
         capacity: int = 0,
         maxmemory: int = 0,
+        on_evict: _OnEvict[_KT, _VT] | None = None,
+        weigher: _Weigher[_KT, _VT] | None = None,
     ) -> None: ...
     @property
     def ttl(self) -> float:
@@ -333,6 +356,8 @@ class VTTLCache(_ExpiringCache[_KT, _VT]):
         *,
         capacity: int = 0,
         maxmemory: int = 0,
+        on_evict: _OnEvict[_KT, _VT] | None = None,
+        weigher: _Weigher[_KT, _VT] | None = None,
     ) -> None: ...
     def __iter__(self) -> VTTLCacheIterator[_KT]: ...
     def keys(self) -> VTTLCacheIterator[_KT]: ...
@@ -372,6 +397,10 @@ class Frozen(BaseCacheImpl[_KT, _VT]):
     def maxsize(self) -> int: ...
     @property
     def maxmemory(self) -> int: ...
+    @property
+    def on_evict(self) -> _OnEvict[_KT, _VT] | None: ...
+    @property
+    def weigher(self) -> _Weigher[_KT, _VT] | None: ...
     def __len__(self) -> int: ...
     def __bool__(self) -> bool: ...
     def __contains__(self, key: object, /) -> bool: ...
@@ -460,6 +489,9 @@ _KeyMaker: TypeAlias = Callable[[tuple[Any, ...], dict[str, Any]], Hashable]
 # `callback(event, key, value)`, with `event` one of `EVENT_MISS`, `EVENT_HIT`; an async
 # wrapper awaits what it returns when that is awaitable.
 _Callback: TypeAlias = Callable[[int, Any, Any], object]
+# `ttl`: the lifetime of every stored result (seconds or a duration), or `ttl(key, value)`,
+# which decides it per result (`None`: never expires).
+_CallTTL: TypeAlias = float | timedelta | Callable[[Any, Any], float | timedelta | None]
 
 @final
 class CachedCall(Coroutine[Any, Any, _R_co]):
@@ -477,47 +509,78 @@ class CachedCall(Coroutine[Any, Any, _R_co]):
 
 @type_check_only
 class _CacheAttribute:
-    """`CachedFunction.cache`: the cache given to the decorator (or the `FIFOCache` it made)."""
+    """`cache` of a wrapper: the cache given to the decorator (or the `FIFOCache` it made)."""
 
     @overload
     def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
     @overload
     def __get__(
-        self, instance: CachedFunction[..., Any, _Cache], owner: type[Any] | None = None, /
+        self, instance: _CachedWrapper[..., Any, _Cache], owner: type[Any] | None = None, /
     ) -> _Cache: ...
 
-@final
-class CachedFunction(Generic[_P, _R_co, _C_co]):
-    """A memoized function: call it like the decorated one.
+@type_check_only
+class _CachedWrapper(Generic[_P, _R_co, _C_co]):
+    """What a `CachedFunction` and a `BoundCachedFunction` both offer (no such class exists).
 
-    `_P` and `_R_co` are the parameters and the return type of the decorated function (for a
-    coroutine function the return type is a `CachedCall` of its result); `_C_co` is the type of
-    `cache`, or `None` when the decorator got a cache factory, which has no `cache`,
-    `cache_info` or `cache_clear`.
+    `_P` and `_R_co` are the parameters and the return type of a call (for a coroutine function
+    the return type is a `CachedCall` of its result); `_C_co` is the type of `cache`, or `None`
+    when the decorator got a cache factory, which has no `cache`, `cache_info` or `cache_clear`.
     """
 
     __name__: str
     __qualname__: str
-    __wrapped__: Callable[_P, Any]
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
+    def cache_invalidate(self, *args: _P.args, **kwargs: _P.kwargs) -> bool:
+        """Removes the entry a call with these arguments would use; whether there was one."""
+    # A descriptor rather than a property so that both checkers reject `cache` in factory
+    # mode (mypy does not check a property's self-type against the TypeVar's bound).
+    cache: ClassVar[_CacheAttribute]
+    @property
+    def cache_info(self: _CachedWrapper[..., Any, BaseCacheImpl[Any, Any]]) -> Callable[[], CacheInfo]:
+        """`cache_info()`: `CacheInfo(hits, misses, maxsize, length, memory)`."""
+    @property
+    def cache_clear(self: _CachedWrapper[..., Any, BaseCacheImpl[Any, Any]]) -> Callable[[], None]:
+        """`cache_clear()`: empties the cache and resets the counters."""
+    @property
+    def callback(self) -> _Callback | None: ...
+
+@final
+class CachedFunction(_CachedWrapper[_P, _R_co, _C_co]):
+    """A memoized function: call it like the decorated one.
+
+    Read through an instance it binds as a method does, to a `BoundCachedFunction`.
+    """
+
+    __wrapped__: Callable[_P, Any]
     @overload
     def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
     @overload
     def __get__(
         self: CachedFunction[Concatenate[_S, _P2], _R, _C2], instance: _S, owner: type[Any] | None = None, /
-    ) -> CachedFunction[_P2, _R, _C2]: ...
-    # A descriptor rather than a property so that both checkers reject `cache` in factory
-    # mode (mypy does not check a property's self-type against the TypeVar's bound).
-    cache: ClassVar[_CacheAttribute]
-    @property
-    def cache_info(self: CachedFunction[..., Any, BaseCacheImpl[Any, Any]]) -> Callable[[], CacheInfo]:
-        """`cache_info()`: `CacheInfo(hits, misses, maxsize, length, memory)`."""
-    @property
-    def cache_clear(self: CachedFunction[..., Any, BaseCacheImpl[Any, Any]]) -> Callable[[], None]:
-        """`cache_clear()`: empties the cache and resets the counters."""
-    @property
-    def callback(self) -> _Callback | None: ...
+    ) -> BoundCachedFunction[_P2, _R, _C2]: ...
     def __reduce__(self) -> str: ...
+
+@final
+class BoundCachedFunction(_CachedWrapper[_P, _R_co, _C_co]):
+    """A `CachedFunction` bound to an instance: what `instance.method` is.
+
+    Calling it (or its `cache_invalidate`) passes `__self__` as the first argument; every other
+    attribute is the wrapper's, so `_P` leaves `self` out but `__wrapped__` still takes it.
+    """
+
+    __wrapped__: Callable[..., Any]
+    @property
+    def __self__(self) -> object: ...
+    # The `CachedFunction` itself, typed by its base: mypy would apply `CachedFunction.__get__`
+    # to a property's value, as if `__func__` were bound again.
+    @property
+    def __func__(self) -> _CachedWrapper[..., _R_co, _C_co]: ...
+    @property
+    def __signature__(self) -> Signature:
+        """The wrapper's signature without its first parameter, as for a bound method."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
 
 @final
 class Decorator(Generic[_C_co]):
@@ -533,6 +596,8 @@ class Decorator(Generic[_C_co]):
 # `cached(cache)` keeps the type of the cache it is given, with `Any` keys and values (a call's
 # key is whatever `key_maker` builds). `None` and a `dict` become a `FIFOCache`; a function is
 # a cache factory, called with the first argument of every call (`lambda self: self.cache`).
+# Only a `VTTLCache` keeps a lifetime per entry, so only its overload takes a `ttl` other than
+# `None` (and the factory's: its cache is known per call, and checked then).
 @overload
 def cached(
     cache: None = None,
@@ -540,6 +605,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cached(
@@ -548,6 +615,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cached(
@@ -556,6 +625,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[Cache[Any, Any]]: ...
 @overload
 def cached(
@@ -564,6 +635,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cached(
@@ -572,6 +645,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[RRCache[Any, Any]]: ...
 @overload
 def cached(
@@ -580,6 +655,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[LRUCache[Any, Any]]: ...
 @overload
 def cached(
@@ -588,6 +665,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[LFUCache[Any, Any]]: ...
 @overload
 def cached(
@@ -596,6 +675,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[TTLCache[Any, Any]]: ...
 @overload
 def cached(
@@ -604,6 +685,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: _CallTTL | None = None,
 ) -> Decorator[VTTLCache[Any, Any]]: ...
 @overload
 def cached(
@@ -612,6 +695,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[Frozen[Any, Any]]: ...
 @overload
 def cached(
@@ -620,6 +705,8 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[BaseCacheImpl[Any, Any]]: ...
 @overload
 def cached(
@@ -628,10 +715,12 @@ def cached(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: _CallTTL | None = None,
 ) -> Decorator[None]: ...
 
 # `cachedmethod` is `cached` for methods: the first argument (`self`) is left out of the key.
-# It takes no cache factory.
+# It takes no cache factory; as with `cached`, only a `VTTLCache` takes a `ttl`.
 @overload
 def cachedmethod(
     cache: None = None,
@@ -639,6 +728,8 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -647,6 +738,8 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -655,6 +748,8 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[Cache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -663,6 +758,8 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -671,6 +768,8 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[RRCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -679,6 +778,8 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[LRUCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -687,6 +788,8 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[LFUCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -695,6 +798,8 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[TTLCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -703,6 +808,8 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: _CallTTL | None = None,
 ) -> Decorator[VTTLCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -711,6 +818,8 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[Frozen[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -719,4 +828,6 @@ def cachedmethod(
     clear_reuse: bool = False,
     callback: _Callback | None = None,
     copy_level: int = 1,
+    *,
+    ttl: None = None,
 ) -> Decorator[BaseCacheImpl[Any, Any]]: ...
