@@ -34,16 +34,15 @@ pub struct Decorator {
     method: bool,
 }
 
-/// `ttl=`: nothing, seconds (validated as `VTTLCache.insert` does), or a callable.
+/// `ttl=`: nothing, seconds (a number or a `timedelta`), or a callable.
 fn lifetime(ttl: Option<&Bound<'_, PyAny>>) -> PyResult<Lifetime> {
     Ok(match ttl {
         None => Lifetime::Default,
         Some(t) if t.is_none() => Lifetime::Default,
         Some(t) if t.is_callable() => Lifetime::Computed(t.clone().unbind()),
-        Some(t) => match crate::convert::vttl_seconds(Some(t))? {
-            Some(seconds) => Lifetime::Seconds(seconds),
-            None => Lifetime::Default,
-        },
+        // A duration: a `datetime` deadline, which `VTTLCache.insert` takes, would be one
+        // instant for every result.
+        Some(t) => Lifetime::Seconds(crate::convert::ttl_seconds(t)?),
     })
 }
 
