@@ -104,7 +104,9 @@ fn weight(result: &Bound<'_, PyAny>) -> PyResult<usize> {
     if int.lt(0)? {
         return Err(PyValueError::new_err(format!("weigher returned a negative weight: {int}")));
     }
-    int.extract::<usize>().map_err(|_| PyValueError::new_err(format!("weigher returned a weight too large: {int}")))
+    // Beyond `usize`: heavier than any `maxmemory`, so the insert refuses it as too big
+    // (`OverflowError`), as it would a smaller weight over the limit.
+    Ok(int.extract::<usize>().unwrap_or(usize::MAX))
 }
 
 /// The charge of an entry: `weigher(key, value)` if there is one, else the two `__sizeof__`.
@@ -298,18 +300,23 @@ impl<P: Policy> CacheCore<P> {
     /// What an entry of `key` and `value` is charged, measured before locking.
     #[inline(always)]
     fn charge(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Charge> {
-        if self.weighs.load(Ordering::Relaxed) {
-            return self.weighed(key, value);
-        }
-        Ok(Charge { key: sizeof(key)?, value: sizeof(value)?, stored_key: None })
+        // One `Charge` built in place either way (returning a whole `Charge` from the weigher's
+        // path made every insert copy it around).
+        let (key_size, value_size) = if self.weighs.load(Ordering::Relaxed) {
+            (self.weighed(key, value)?, 0)
+        } else {
+            (sizeof(key)?, sizeof(value)?)
+        };
+        Ok(Charge { key: key_size, value: value_size, stored_key: None })
     }
 
-    /// `charge` through the weigher, fetched under the lock and called without it.
+    /// An entry's weight, from the weigher fetched under the lock and called without it.
     #[cold]
-    fn weighed(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Charge> {
+    #[inline(never)]
+    fn weighed(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<usize> {
         let py = key.py();
         let weigher = self.lock(py)?.hooks.weigher.as_ref().map(|w| w.bind(py).clone());
-        charge_with(weigher.as_ref(), key, value)
+        Ok(charge_with(weigher.as_ref(), key, value)?.key)
     }
 
     /// `insert`/`[]=`: returns the previous live value (as a `Bound`, so that dropping it, as

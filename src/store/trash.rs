@@ -72,11 +72,13 @@ impl Trash<'_> {
     /// Releases (and first reports) everything: what dropping does.
     #[inline(always)]
     fn empty(&mut self) {
-        if let Some(spill) = self.spill.take() {
-            release_spilled(self.py, self.first.take(), *spill);
-        }
-        if let Some((entry, _)) = self.first.take() {
-            entry.release(self.py);
+        match self.spill.take() {
+            None => {
+                if let Some((entry, _)) = self.first.take() {
+                    entry.release(self.py);
+                }
+            }
+            Some(spill) => release_spilled(self.py, self.first.take(), *spill),
         }
     }
 }
