@@ -376,9 +376,7 @@ class RRModel(CacheModel):
         if self.script:
             return self.script.pop(0)
         # Lost keys first, smallest first: the most likely match, found on the first attempt.
-        order = sorted(
-            self.data, key=lambda k: (k not in self.preferred, self.weights[k], repr(k))
-        )
+        order = sorted(self.data, key=lambda k: (k not in self.preferred, self.weights[k], repr(k)))
         raise NeedChoice(order)
 
     def explore(self, op, accept):
