@@ -131,6 +131,16 @@ impl Frozen {
         self.forward(py, intern!(py, "maxmemory"))
     }
 
+    #[getter]
+    fn on_evict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.forward(py, intern!(py, "on_evict"))
+    }
+
+    #[getter]
+    fn weigher<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.forward(py, intern!(py, "weigher"))
+    }
+
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
         self.cache.bind(py).len()
     }

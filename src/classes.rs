@@ -74,7 +74,12 @@ macro_rules! class_table {
                 let none: Option<NativeHandle> = None;
                 none$(.or_else(|| own_as::<$name>(obj)))+
             }
-            NativeClasses { borrow, own, unbounded: |py| py.get_type::<FIFOCache>() }
+            NativeClasses {
+                borrow,
+                own,
+                unbounded: |py| py.get_type::<FIFOCache>(),
+                per_entry_ttl: |obj| pyo3::types::PyAnyMethods::is_instance_of::<VTTLCache>(obj),
+            }
         }
 
         /// Runs `visitor` over every class, with its concrete type (the vectorcall entries, which

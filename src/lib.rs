@@ -38,7 +38,7 @@ pub mod fuzzing {
     pub use crate::convert::hash_key;
     pub use crate::entry::{fold_hash, Entry, BIG_SIZE};
     pub use crate::policy::{Fifo, Lfu, Lru, NewMeta, Policy, Storage, Ttl, Unordered, Vttl};
-    pub use crate::store::{Cause, Charge, Inserted, Limits, Probe, Replaced, Store, Trash, Walk, UNLIMITED};
+    pub use crate::store::{Cause, Charge, Hooks, Inserted, Limits, Probe, Replaced, Store, Trash, Walk, UNLIMITED};
     pub use crate::sync::Owner;
 }
 
@@ -50,7 +50,8 @@ mod _core {
     use crate::base::{BaseCacheImpl, Frozen};
     #[pymodule_export]
     use crate::decorators::{
-        cached, cachedmethod, is_cached, make_hash_key, make_key, make_typed_key, CachedCall, CachedFunction, Decorator,
+        cached, cachedmethod, is_cached, make_hash_key, make_key, make_typed_key, BoundCachedFunction, CachedCall,
+        CachedFunction, Decorator,
     };
 
     use pyo3::prelude::*;

@@ -3,11 +3,11 @@ key), ``cachedmethod`` (``self`` is not), factory mode (a callable that picks th
 first argument), and both under ``classmethod`` and ``staticmethod``."""
 
 import gc
-import types
 import weakref
 
 import pytest
 
+import cachebox
 from cachebox import (
     EVENT_HIT,
     EVENT_MISS,
@@ -32,7 +32,8 @@ def test_wrapper_binds_like_a_function():
     raw = A.__dict__["method"]
     a = A()
     bound = a.method
-    assert isinstance(bound, types.MethodType)
+    # Not a `types.MethodType`, which would hide `self` from `cache_invalidate` and factories.
+    assert isinstance(bound, cachebox._core.BoundCachedFunction)
     assert bound.__self__ is a
     assert bound.__func__ is raw
     assert A.method is raw  # class access returns the wrapper itself

@@ -73,7 +73,7 @@ macro_rules! cache_pyclass {
 }
 
 /// Declares a decorator factory `$name(cache=None, key_maker=None, clear_reuse=False,
-/// callback=None, copy_level=None)` that forwards to `$build(..., $method)`: `cached` and
+/// callback=None, copy_level=None, *, ttl=None)` that forwards to `$build(..., $method)`: `cached` and
 /// `cachedmethod` differ only in that flag.
 #[macro_export]
 macro_rules! decorator_factory {
@@ -81,8 +81,8 @@ macro_rules! decorator_factory {
         $(#[doc = $doc])*
         #[::pyo3::pyfunction]
         #[pyo3(
-            signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None),
-            text_signature = "(cache=None, key_maker=None, clear_reuse=False, callback=None, copy_level=1)"
+            signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None, *, ttl = None),
+            text_signature = "(cache=None, key_maker=None, clear_reuse=False, callback=None, copy_level=1, *, ttl=None)"
         )]
         pub fn $name(
             py: ::pyo3::Python<'_>,
@@ -91,8 +91,9 @@ macro_rules! decorator_factory {
             clear_reuse: bool,
             callback: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
             copy_level: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
+            ttl: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
         ) -> ::pyo3::PyResult<$ret> {
-            $build(py, cache, key_maker, clear_reuse, callback, copy_level, $method)
+            $build(py, cache, key_maker, clear_reuse, callback, copy_level, ttl, $method)
         }
     };
 }
@@ -139,6 +140,18 @@ macro_rules! __cache_methods {
                 #[getter]
                 fn maxmemory(&self, py: ::pyo3::Python<'_>) -> ::pyo3::PyResult<usize> {
                     self.core.read(py, |s| s.limits.maxmemory)
+                }
+
+                /// The eviction listener `on_evict(key, value, cause)`, or `None`.
+                #[getter]
+                fn on_evict(&self, py: ::pyo3::Python<'_>) -> ::pyo3::PyResult<Option<::pyo3::Py<::pyo3::PyAny>>> {
+                    self.core.hook(py, false)
+                }
+
+                /// The `weigher(key, value)` that sizes entries in place of `__sizeof__`, or `None`.
+                #[getter]
+                fn weigher(&self, py: ::pyo3::Python<'_>) -> ::pyo3::PyResult<Option<::pyo3::Py<::pyo3::PyAny>>> {
+                    self.core.hook(py, true)
                 }
 
                 fn __len__(&self, py: ::pyo3::Python<'_>) -> ::pyo3::PyResult<usize> {
@@ -336,21 +349,26 @@ macro_rules! __cache_methods {
     // ---- constructors ----
     (@munch [$name:ident, $core:ty, $iter:ty, $base:ident] [init $(, $rest:ident)*] [] [$($acc:tt)*]) => {
         $crate::__cache_methods! { @munch [$name, $core, $iter, $base] [$($rest),*] [#[::pyo3::pymethods]] [$($acc)*
-            #[pyo3(signature = (maxsize, iterable = None, *, capacity = 0, maxmemory = 0))]
+            #[pyo3(signature = (maxsize, iterable = None, *, capacity = 0, maxmemory = 0, on_evict = None, weigher = None))]
+            #[allow(clippy::too_many_arguments)]
             fn __init__(
                 slf: &::pyo3::Bound<'_, Self>,
                 maxsize: usize,
                 iterable: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
                 capacity: usize,
                 maxmemory: usize,
+                on_evict: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
+                weigher: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
             ) -> ::pyo3::PyResult<()> {
-                slf.get().core.init(slf.as_any(), None, maxsize, capacity, maxmemory, iterable, None)
+                let hooks = <$core>::hooks_arg(on_evict, weigher)?;
+                slf.get().core.init(slf.as_any(), None, maxsize, capacity, maxmemory, iterable, None, hooks)
             }
         ] }
     };
     (@munch [$name:ident, $core:ty, $iter:ty, $base:ident] [init_ttl $(, $rest:ident)*] [] [$($acc:tt)*]) => {
         $crate::__cache_methods! { @munch [$name, $core, $iter, $base] [$($rest),*] [#[::pyo3::pymethods]] [$($acc)*
-            #[pyo3(signature = (maxsize, ttl, iterable = None, *, capacity = 0, maxmemory = 0))]
+            #[pyo3(signature = (maxsize, ttl, iterable = None, *, capacity = 0, maxmemory = 0, on_evict = None, weigher = None))]
+            #[allow(clippy::too_many_arguments)]
             fn __init__(
                 slf: &::pyo3::Bound<'_, Self>,
                 maxsize: usize,
@@ -358,9 +376,12 @@ macro_rules! __cache_methods {
                 iterable: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
                 capacity: usize,
                 maxmemory: usize,
+                on_evict: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
+                weigher: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
             ) -> ::pyo3::PyResult<()> {
+                let hooks = <$core>::hooks_arg(on_evict, weigher)?;
                 let ttl = <$core>::ttl_arg(ttl)?;
-                slf.get().core.init(slf.as_any(), Some(ttl), maxsize, capacity, maxmemory, iterable, None)
+                slf.get().core.init(slf.as_any(), Some(ttl), maxsize, capacity, maxmemory, iterable, None, hooks)
             }
 
             /// The time-to-live of every entry, in seconds.
@@ -372,7 +393,8 @@ macro_rules! __cache_methods {
     };
     (@munch [$name:ident, $core:ty, $iter:ty, $base:ident] [init_vttl $(, $rest:ident)*] [] [$($acc:tt)*]) => {
         $crate::__cache_methods! { @munch [$name, $core, $iter, $base] [$($rest),*] [#[::pyo3::pymethods]] [$($acc)*
-            #[pyo3(signature = (maxsize, iterable = None, ttl = None, *, capacity = 0, maxmemory = 0))]
+            #[pyo3(signature = (maxsize, iterable = None, ttl = None, *, capacity = 0, maxmemory = 0, on_evict = None, weigher = None))]
+            #[allow(clippy::too_many_arguments)]
             fn __init__(
                 slf: &::pyo3::Bound<'_, Self>,
                 maxsize: usize,
@@ -380,9 +402,12 @@ macro_rules! __cache_methods {
                 ttl: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
                 capacity: usize,
                 maxmemory: usize,
+                on_evict: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
+                weigher: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
             ) -> ::pyo3::PyResult<()> {
+                let hooks = <$core>::hooks_arg(on_evict, weigher)?;
                 <$core>::vttl_arg(ttl)?;
-                slf.get().core.init(slf.as_any(), None, maxsize, capacity, maxmemory, iterable, Some(ttl))
+                slf.get().core.init(slf.as_any(), None, maxsize, capacity, maxmemory, iterable, Some(ttl), hooks)
             }
         ] }
     };

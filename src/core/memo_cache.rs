@@ -2,6 +2,7 @@
 //! needs from a cache it drives natively, and `NativeClasses`, through which the decorators
 //! recognize the native classes without naming the class table (the module installs it).
 
+use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
 use pyo3::gc::PyVisit;
@@ -18,8 +19,29 @@ pub trait MemoCache: Send + Sync {
     fn lookup(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<Option<Py<PyAny>>>;
     /// `lookup` of the key `(*items,)`, without building the tuple (`hash` is its hash).
     fn lookup_items(&self, py: Python<'_>, items: &[Bound<'_, PyAny>], hash: u32) -> PyResult<ItemsLookup<Py<PyAny>>>;
-    /// `c[key] = value`.
-    fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()>;
+    /// `c[key] = value`, living `ttl` seconds when given (a per-entry TTL cache), unless
+    /// `stale` is set when the lock is taken (the call was invalidated while it computed).
+    fn store(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        hash: u32,
+        value: &Bound<'_, PyAny>,
+        put: Put<'_>,
+    ) -> PyResult<()>;
+    /// Removes `key`; whether it was there (the listener hears of it as `explicit`).
+    fn invalidate(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<bool>;
+}
+
+/// How a decorator stores a result.
+#[derive(Clone, Copy, Default)]
+pub struct Put<'a> {
+    /// Seconds to live, for a cache with per-entry TTLs; `None`: the cache's default.
+    pub ttl: Option<f64>,
+    /// Checked under the cache's lock: when set, nothing is stored. An invalidation sets it
+    /// before it takes the lock to remove the entry, so a result computed before the
+    /// invalidation is either stored first (and removed by it) or not stored at all.
+    pub stale: Option<&'a AtomicBool>,
 }
 
 impl<P: Policy> MemoCache for CacheCore<P> {
@@ -36,20 +58,47 @@ impl<P: Policy> MemoCache for CacheCore<P> {
         store.get_items(py, hash, self.store.owner(), items, |entry| entry.value.clone_ref(py))
     }
 
-    fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn store(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        hash: u32,
+        value: &Bound<'_, PyAny>,
+        put: Put<'_>,
+    ) -> PyResult<()> {
         let probe = Probe { key, hash, owner: self.store.owner() };
-        let charge = Self::charge(key, value)?;
+        let charge = self.charge(key, value)?;
+        let meta = match put.ttl {
+            Some(ttl) => Self::expiring(Some(ttl)),
+            None => NewMeta::default(),
+        };
         let inserted = self.charged(
             py,
             charge,
-            |store, charge, trash| store.insert(py, &probe, value, charge, NewMeta::default(), trash),
+            |store, charge, trash| {
+                if put.stale.is_some_and(|stale| stale.load(Ordering::SeqCst)) {
+                    return Ok(None);
+                }
+                store.insert(py, &probe, value, charge, meta, trash).map(Some)
+            },
             |inserted| match inserted {
-                Inserted::NeedsKeySize(stored) => Err(stored),
+                Some(Inserted::NeedsKeySize(stored)) => Err(stored),
                 other => Ok(other),
             },
         )?;
         drop(inserted);
         Ok(())
+    }
+
+    fn invalidate(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<bool> {
+        let probe = Probe { key, hash, owner: self.store.owner() };
+        Ok(match self.pop_probe(py, &probe)? {
+            Some((entry, _)) => {
+                entry.release(py);
+                true
+            }
+            None => false,
+        })
     }
 }
 
@@ -86,8 +135,19 @@ impl<C: NativeClass> MemoCache for Owned<C> {
         self.0.get().core_of().lookup_items(py, items, hash)
     }
 
-    fn store(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        MemoCache::store(self.0.get().core_of(), py, key, hash, value)
+    fn store(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        hash: u32,
+        value: &Bound<'_, PyAny>,
+        put: Put<'_>,
+    ) -> PyResult<()> {
+        MemoCache::store(self.0.get().core_of(), py, key, hash, value, put)
+    }
+
+    fn invalidate(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<bool> {
+        self.0.get().core_of().invalidate(py, key, hash)
     }
 }
 
@@ -115,6 +175,8 @@ pub struct NativeClasses {
     pub own: fn(&Bound<'_, PyAny>) -> Option<NativeHandle>,
     /// The class `cached()` makes its cache from when it is given none (or a `dict`).
     pub unbounded: for<'py> fn(Python<'py>) -> Bound<'py, PyType>,
+    /// Whether `obj` is a cache with per-entry TTLs (what `cached(..., ttl=...)` needs).
+    pub per_entry_ttl: fn(&Bound<'_, PyAny>) -> bool,
 }
 
 static NATIVE_CLASSES: OnceLock<NativeClasses> = OnceLock::new();

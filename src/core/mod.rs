@@ -12,8 +12,10 @@ mod state;
 
 pub use memo_cache::{
     borrow_as, install_native_classes, native_classes, own_as, ClassVisitor, MemoCache, NativeClass, NativeClasses,
-    NativeHandle,
+    NativeHandle, Put,
 };
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{
@@ -29,7 +31,7 @@ use crate::clock;
 use crate::convert::{for_each_pair, hash_key, sizeof};
 use crate::entry::Entry;
 use crate::policy::{NewMeta, Policy, Unordered};
-use crate::store::{Cause, Charge, Inserted, ItemsLookup, Limits, Probe, SetDefault, Store, Trash, Walk};
+use crate::store::{Cause, Charge, Hooks, Inserted, ItemsLookup, Limits, Probe, SetDefault, Store, Trash, Walk};
 use crate::sync::{Guarded, Locked, Owner};
 
 /// What an iterator yields.
@@ -88,6 +90,46 @@ struct Item {
 
 pub struct CacheCore<P: Policy> {
     store: Guarded<Store<P>>,
+    /// Whether the store has a weigher, read before locking: without one (the common case) an
+    /// insert measures `__sizeof__` and never looks for it under the lock.
+    weighs: AtomicBool,
+}
+
+/// What a weigher returned, as an entry's charge: a non-negative `int`.
+fn weight(result: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let Ok(int) = result.cast::<pyo3::types::PyInt>() else {
+        let name = result.get_type().name()?;
+        return Err(PyTypeError::new_err(format!("weigher must return an int, not {name}")));
+    };
+    if int.lt(0)? {
+        return Err(PyValueError::new_err(format!("weigher returned a negative weight: {int}")));
+    }
+    int.extract::<usize>().map_err(|_| PyValueError::new_err(format!("weigher returned a weight too large: {int}")))
+}
+
+/// The charge of an entry: `weigher(key, value)` if there is one, else the two `__sizeof__`.
+pub(crate) fn charge_with(
+    weigher: Option<&Bound<'_, PyAny>>,
+    key: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<Charge> {
+    match weigher {
+        None => Ok(Charge { key: sizeof(key)?, value: sizeof(value)?, stored_key: None, weighed: false }),
+        Some(weigher) => Ok(Charge::weighed(weight(&weigher.call1((key, value))?)?)),
+    }
+}
+
+/// `on_evict` or `weigher` as given to a constructor: `None` or a callable.
+fn hook_arg(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Py<PyAny>>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) if v.is_callable() => Ok(Some(v.clone().unbind())),
+        Some(v) => {
+            let type_name = v.get_type().name()?;
+            Err(PyTypeError::new_err(format!("{name} must be callable or None, not {type_name}")))
+        }
+    }
 }
 
 impl<P: Policy> CacheCore<P> {
@@ -95,7 +137,7 @@ impl<P: Policy> CacheCore<P> {
     pub fn unconfigured() -> Self {
         let mut store = Store::new(Limits::new(0, 0));
         store.ready = false;
-        Self { store: Guarded::new(store) }
+        Self { store: Guarded::new(store), weighs: AtomicBool::new(false) }
     }
 }
 
@@ -112,9 +154,27 @@ impl<P: Policy> CacheCore<P> {
 
     /// Replaces the whole state (`__init__`, `__setstate__`, `copy`).
     pub fn install(&self, py: Python<'_>, store: Store<P>) -> PyResult<()> {
-        let old = std::mem::replace(&mut *self.store.lock(py)?, store);
+        let weighs = store.hooks.weigher.is_some();
+        let old = {
+            let mut current = self.store.lock(py)?;
+            self.weighs.store(weighs, Ordering::Relaxed);
+            std::mem::replace(&mut *current, store)
+        };
         drop(old);
         Ok(())
+    }
+
+    /// The constructors' `on_evict` and `weigher`, validated.
+    pub fn hooks_arg(on_evict: Option<&Bound<'_, PyAny>>, weigher: Option<&Bound<'_, PyAny>>) -> PyResult<Hooks> {
+        Ok(Hooks { on_evict: hook_arg(on_evict, "on_evict")?, weigher: hook_arg(weigher, "weigher")? })
+    }
+
+    /// `c.on_evict` (`which` false) or `c.weigher` (true).
+    pub fn hook(&self, py: Python<'_>, weigher: bool) -> PyResult<Option<Py<PyAny>>> {
+        self.read(py, |s| {
+            let hook = if weigher { &s.hooks.weigher } else { &s.hooks.on_evict };
+            hook.as_ref().map(|f| f.clone_ref(py))
+        })
     }
 
     fn policy(ttl: Option<f64>) -> PyResult<P> {
@@ -133,10 +193,12 @@ impl<P: Policy> CacheCore<P> {
         maxmemory: usize,
         iterable: Option<&Bound<'_, PyAny>>,
         update_ttl: Option<Option<&Bound<'_, PyAny>>>,
+        hooks: Hooks,
     ) -> PyResult<()> {
         let py = this.py();
         let mut store = Store::with_policy(Self::policy(ttl)?, Limits::new(maxsize, maxmemory));
         store.reserve(capacity)?;
+        store.hooks = hooks;
         self.install(py, store)?;
         match iterable {
             Some(it) if !it.is_none() => {
@@ -231,9 +293,22 @@ impl<P: Policy> CacheCore<P> {
         }
     }
 
+    /// What an entry of `key` and `value` is charged, measured before locking.
     #[inline(always)]
-    fn charge(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Charge> {
-        Ok(Charge { key: sizeof(key)?, value: sizeof(value)?, stored_key: None })
+    fn charge(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Charge> {
+        if self.weighs.load(Ordering::Relaxed) {
+            return self.weighed(key, value);
+        }
+        charge_with(None, key, value)
+    }
+
+    /// `charge` through the weigher, fetched under the lock and called without it.
+    #[cold]
+    #[inline(never)]
+    fn weighed(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<Charge> {
+        let py = key.py();
+        let weigher = self.lock(py)?.hooks.weigher.as_ref().map(|w| w.bind(py).clone());
+        charge_with(weigher.as_ref(), key, value)
     }
 
     /// `insert`/`[]=`: returns the previous live value (as a `Bound`, so that dropping it, as
@@ -246,7 +321,7 @@ impl<P: Policy> CacheCore<P> {
         meta: NewMeta,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let probe = self.probe(key)?;
-        let charge = Self::charge(key, value)?;
+        let charge = self.charge(key, value)?;
         let inserted = self.charged(
             py,
             charge,
@@ -278,7 +353,7 @@ impl<P: Policy> CacheCore<P> {
         if let Some(value) = self.lock(py)?.setdefault_hit(py, &probe)? {
             return Ok(value);
         }
-        let charge = Self::charge(key, default)?;
+        let charge = self.charge(key, default)?;
         // Looked up again under the lock the insert takes: another thread may have set it.
         let outcome = self.charged(
             py,
@@ -302,8 +377,23 @@ impl<P: Policy> CacheCore<P> {
     /// Removes a live key; returns the entry and its expiry instant.
     pub fn pop(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<(Entry, f64)>> {
         let probe = self.probe(key)?;
-        let mut store = self.lock(py)?;
-        store.pop(py, &probe)
+        self.pop_probe(py, &probe)
+    }
+
+    /// `pop` of a probed key; the listener hears of it as `explicit`.
+    fn pop_probe(&self, py: Python<'_>, probe: &Probe<'_, '_>) -> PyResult<Option<(Entry, f64)>> {
+        let mut trash = Trash::new(py);
+        let popped = {
+            let mut store = self.lock(py)?;
+            let popped = store.pop(py, probe)?;
+            if let (Some((entry, _)), Some(listener)) = (&popped, &store.hooks.on_evict) {
+                trash.arm(Some(listener));
+                trash.notice(&entry.key, &entry.value, Cause::Explicit);
+            }
+            popped
+        };
+        drop(trash);
+        Ok(popped)
     }
 
     pub fn delitem(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -328,7 +418,15 @@ impl<P: Policy> CacheCore<P> {
     pub fn popitem(&self, py: Python<'_>) -> PyResult<(Entry, f64)> {
         self.require_order()?;
         let mut trash = Trash::new(py);
-        let popped = self.lock(py)?.popitem(&mut trash);
+        let popped = {
+            let mut store = self.lock(py)?;
+            let popped = store.popitem(&mut trash);
+            if let (Some((entry, _)), Some(listener)) = (&popped, &store.hooks.on_evict) {
+                trash.arm(Some(listener));
+                trash.notice(&entry.key, &entry.value, Cause::Explicit);
+            }
+            popped
+        };
         drop(trash);
         popped.ok_or_else(empty_key_error)
     }
@@ -345,6 +443,7 @@ impl<P: Policy> CacheCore<P> {
         let mut trash = Trash::new(py);
         let count = {
             let mut store = self.lock(py)?;
+            trash.arm(store.hooks.on_evict.as_ref());
             let mut count = 0usize;
             while isize::try_from(count).is_ok_and(|c| c < n) {
                 match store.popitem(&mut trash) {
@@ -581,6 +680,8 @@ impl<P: Policy> CacheCore<P> {
             if let Some(mut store) = self.store.try_lock() {
                 store.clear(false, &mut trash);
             }
+            // A cache being collected reports nothing: its listener may be gone already.
+            trash.disarm();
             drop(trash);
         });
     }

@@ -17,13 +17,15 @@ impl<P: Policy> CacheCore<P> {
         target.install(py, copy)
     }
 
-    /// `(maxsize, maxmemory, capacity, [(key, value, extra), ...], ttl, attrs)`, where `extra`
-    /// is the frequency (LFU), the UNIX expiry time (TTL/VTTL; `None` = never) or `None`, and
-    /// `attrs` a Python subclass instance's `__dict__`.
+    /// `(maxsize, maxmemory, capacity, [(key, value, extra), ...], ttl, attrs)`, plus
+    /// `on_evict, weigher` when either is set, where `extra` is the frequency (LFU), the UNIX expiry time (TTL/VTTL; `None` =
+    /// never) or `None`, and `attrs` a Python subclass instance's `__dict__`. The two callables
+    /// are pickled as they are: a listener that cannot be pickled fails the pickling.
     pub fn getstate(&self, this: &Bound<'_, PyAny>) -> PyResult<Py<PyTuple>> {
         let py = this.py();
         let (items, _) = self.items(py, usize::MAX)?;
-        let (limits, capacity, ttl) = self.read(py, |s| (s.limits, s.capacity(), s.policy.global_ttl()))?;
+        let (limits, capacity, ttl, hooks) =
+            self.read(py, |s| (s.limits, s.capacity(), s.policy.global_ttl(), s.hooks.clone_ref(py)))?;
         let list = PyList::empty(py);
         // One offset for all entries, so that equal or ascending instants stay so.
         let to_unix = clock::unix_offset();
@@ -43,18 +45,26 @@ impl<P: Policy> CacheCore<P> {
         }
         let attrs = instance_dict(this).filter(|d| !d.is_empty());
         let state = (limits.maxsize, limits.maxmemory, capacity, list, ttl, attrs);
+        if hooks.on_evict.is_none() && hooks.weigher.is_none() {
+            return Ok(state.into_pyobject(py)?.unbind());
+        }
+        let (maxsize, maxmemory, capacity, list, ttl, attrs) = state;
+        let state = (maxsize, maxmemory, capacity, list, ttl, attrs, hooks.on_evict, hooks.weigher);
         Ok(state.into_pyobject(py)?.unbind())
     }
 
     /// Rebuilds a store from `(key, value, meta)` triples (pickle, deepcopy). Runs Python
-    /// (hash, `__sizeof__`, `__eq__`) on a store nobody else can see yet, so no lock is needed.
+    /// (hash, `__sizeof__` or the weigher, `__eq__`) on a store nobody else can see yet, so no
+    /// lock is needed. The hooks are installed last: rebuilding reports nothing.
     pub fn build(
         py: Python<'_>,
         policy: P,
         limits: Limits,
         capacity: usize,
         items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>, NewMeta)>,
+        hooks: Hooks,
     ) -> PyResult<Store<P>> {
+        let weigher = hooks.weigher.as_ref().map(|w| w.bind(py).clone());
         if items.len() > limits.maxsize {
             return Err(PyValueError::new_err("state holds more items than maxsize"));
         }
@@ -67,7 +77,7 @@ impl<P: Policy> CacheCore<P> {
                 continue;
             }
             let probe = Probe { key: &key, hash: hash_key(&key)?, owner: &Owner::default() };
-            let charge = Self::charge(&key, &value)?;
+            let charge = charge_with(weigher.as_ref(), &key, &value)?;
             let inserted = store.insert(py, &probe, &value, charge, meta, &mut trash).map_err(|e| {
                 if e.is_instance_of::<PyOverflowError>(py) {
                     PyValueError::new_err("cache state does not fit the cache's limits")
@@ -82,6 +92,7 @@ impl<P: Policy> CacheCore<P> {
         if !trash.is_empty() {
             return Err(PyValueError::new_err("state does not fit the cache's limits"));
         }
+        store.hooks = hooks;
         Ok(store)
     }
 
@@ -101,9 +112,12 @@ impl<P: Policy> CacheCore<P> {
     fn parse_state(&self, this: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = this.py();
         let state = state.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("cache state must be a tuple"))?;
-        if state.len() != 6 {
-            return Err(PyValueError::new_err("cache state must have 6 fields"));
+        // 8 fields when the cache has a listener or a weigher.
+        if state.len() != 6 && state.len() != 8 {
+            return Err(PyValueError::new_err("cache state must have 6 or 8 fields"));
         }
+        let hook = |i: usize| if state.len() > i { state.get_item(i).map(Some) } else { Ok(None) };
+        let hooks = Self::hooks_arg(hook(6)?.as_ref(), hook(7)?.as_ref())?;
         let maxsize: usize = state.get_item(0)?.extract()?;
         let maxmemory: usize = state.get_item(1)?.extract()?;
         let capacity: usize = state.get_item(2)?.extract()?;
@@ -156,7 +170,7 @@ impl<P: Policy> CacheCore<P> {
             }
         }
         let limits = Limits::new(maxsize, maxmemory);
-        let store = Self::build(py, policy, limits, capacity.min(limits.maxsize), items)?;
+        let store = Self::build(py, policy, limits, capacity.min(limits.maxsize), items, hooks)?;
         self.install(py, store)?;
         if let (Some(dict), false) = (dict, attrs.is_none()) {
             dict.call_method1(intern!(py, "update"), (attrs,))?;
@@ -167,7 +181,8 @@ impl<P: Policy> CacheCore<P> {
     /// `__deepcopy__`: the same entries, keys and values deep-copied with `memo`.
     pub fn deepcopy_into(&self, py: Python<'_>, target: &Self, memo: &Bound<'_, PyAny>) -> PyResult<()> {
         let (items, _) = self.items(py, usize::MAX)?;
-        let (limits, capacity, ttl) = self.read(py, |s| (s.limits, s.capacity(), s.policy.global_ttl()))?;
+        let (limits, capacity, ttl, hooks) =
+            self.read(py, |s| (s.limits, s.capacity(), s.policy.global_ttl(), s.hooks.clone_ref(py)))?;
         let policy = Self::policy(ttl)?;
         let deepcopy = py.import(intern!(py, "copy"))?.getattr(intern!(py, "deepcopy"))?;
         let mut copied = Vec::with_capacity(items.len());
@@ -175,7 +190,9 @@ impl<P: Policy> CacheCore<P> {
             let meta = NewMeta { expire_at: item.expire_at, frequency: item.frequency, now: None };
             copied.push((deepcopy.call1((item.key, memo))?, deepcopy.call1((item.value, memo))?, meta));
         }
-        let store = Self::build(py, policy, limits, capacity, copied)?;
+        // The same listener and weigher objects, as `copy` keeps them: they are the cache's
+        // configuration, not its contents.
+        let store = Self::build(py, policy, limits, capacity, copied, hooks)?;
         target.install(py, store)
     }
 }

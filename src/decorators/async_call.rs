@@ -120,7 +120,7 @@ impl AsyncCall {
                             self.stage = Stage::Leading { lead: guard.pending.take(), coro };
                             return Ok(Step::Yield(y));
                         }
-                        Ok(Step::Return(value)) => self.store(py, value),
+                        Ok(Step::Return(value)) => self.store(py, value, guard.pending.as_deref()),
                         Err(e) => Err(e),
                     };
                     let done = guard.settle(py, result);
@@ -165,7 +165,9 @@ impl AsyncCall {
                 self.stage = Stage::Bypass(coro.unbind());
                 return Ok(None);
             }
-            self.made = self.memo.call_cache(&args)?.map(Bound::unbind);
+            let made = self.memo.call_cache(&args)?;
+            self.memo.check_lifetime(made.as_ref())?;
+            self.made = made.map(Bound::unbind);
             let key = self.memo.make_key(&self.memo.key_args(&args), kwargs.as_ref())?;
             let hash = hash_key(&key)?;
             self.kwargs = kwargs.map(Bound::unbind);
@@ -218,12 +220,12 @@ impl AsyncCall {
     }
 
     /// Stores the leader's value.
-    fn store(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<Done> {
+    fn store(&self, py: Python<'_>, value: Py<PyAny>, pending: Option<&Pending>) -> PyResult<Done> {
         let Some((key, hash)) = &self.key else {
             return Err(PyRuntimeError::new_err("cached call lost its key"));
         };
         let target = self.memo.target(py, self.made.as_ref().map(|m| m.bind(py)))?;
-        target.store(key.bind(py), *hash, value.bind(py))?;
+        self.memo.keep(target, key.bind(py), *hash, value.bind(py), pending)?;
         Ok(Done::miss(value))
     }
 

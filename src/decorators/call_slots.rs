@@ -193,13 +193,16 @@ fn install_vectorcall(py: Python<'_>) -> PyResult<()> {
             return Err(PySystemError::new_err("CachedFunction's vectorcall field is misplaced"));
         }
         (*tp).tp_vectorcall_offset = offset as ffi::Py_ssize_t;
+        // A method descriptor too: `obj.method(x)` then calls the wrapper with `obj` first,
+        // as `__get__` then a call would, without building the bound object each time.
+        let flags = ffi::Py_TPFLAGS_HAVE_VECTORCALL | ffi::Py_TPFLAGS_METHOD_DESCRIPTOR;
         #[cfg(not(Py_GIL_DISABLED))]
         {
-            (*tp).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+            (*tp).tp_flags |= flags;
         }
         // Free-threaded builds keep the flags in an atomic word.
         #[cfg(Py_GIL_DISABLED)]
-        (*tp).tp_flags.fetch_or(ffi::Py_TPFLAGS_HAVE_VECTORCALL, std::sync::atomic::Ordering::Relaxed);
+        (*tp).tp_flags.fetch_or(flags, std::sync::atomic::Ordering::Relaxed);
         ffi::PyType_Modified(tp);
     }
     Ok(())

@@ -16,7 +16,7 @@ use pyo3::{intern, IntoPyObjectExt};
 use super::keys::{make_key, make_typed_key, FastTypes};
 use super::pending::{Leader, Outcome, Pending, PendingMap, Role};
 use crate::convert::{hash_key, items_hash, tuple_hash_matches};
-use crate::core::{native_classes, CacheCore, MemoCache, NativeClass, NativeHandle};
+use crate::core::{native_classes, CacheCore, MemoCache, NativeClass, NativeHandle, Put};
 use crate::entry::fold_hash;
 use crate::store::ItemsLookup;
 use crate::sync::{thread_id, Counter};
@@ -46,6 +46,16 @@ pub enum Source {
     Factory(Py<PyAny>),
 }
 
+/// `cached(..., ttl=...)`: the lifetime each stored result gets.
+pub enum Lifetime {
+    /// No `ttl=`: the cache's own rule.
+    Default,
+    /// A fixed number of seconds.
+    Seconds(f64),
+    /// `ttl(key, value)`, returning seconds or `None` (never expires).
+    Computed(Py<PyAny>),
+}
+
 #[derive(Clone, Copy)]
 pub enum CopyLevel {
     Never,
@@ -65,6 +75,7 @@ pub struct Memo {
     pub copy_level: CopyLevel,
     pub callback: Option<Py<PyAny>>,
     pub clear_reuse: bool,
+    pub lifetime: Lifetime,
     pub hits: Counter,
     pub misses: Counter,
     pub pending: PendingMap,
@@ -100,10 +111,39 @@ impl<C: MemoCache + ?Sized> Target<'_, '_, C> {
         }
     }
 
-    pub(super) fn store(&self, key: &Bound<'_, PyAny>, hash: u32, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(super) fn store(
+        &self,
+        key: &Bound<'_, PyAny>,
+        hash: u32,
+        value: &Bound<'_, PyAny>,
+        put: Put<'_>,
+    ) -> PyResult<()> {
+        let py = key.py();
         match self {
-            Target::Native(cache) => cache.store(key.py(), key, hash, value),
-            Target::Python(cache) => cache.set_item(key, value),
+            Target::Native(cache) => cache.store(py, key, hash, value, put),
+            Target::Python(_) if put.stale.is_some_and(|stale| stale.load(std::sync::atomic::Ordering::SeqCst)) => {
+                Ok(())
+            }
+            Target::Python(cache) => match put.ttl {
+                None => cache.set_item(key, value),
+                Some(ttl) => {
+                    let ttl =
+                        if ttl.is_finite() { ttl.into_pyobject(py)?.into_any() } else { py.None().into_bound(py) };
+                    cache.call_method1(intern!(py, "insert"), (key, value, ttl)).map(drop)
+                }
+            },
+        }
+    }
+
+    /// Removes `key` (`cache_invalidate`); whether it was there.
+    pub(super) fn invalidate(&self, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<bool> {
+        let py = key.py();
+        match self {
+            Target::Native(cache) => cache.invalidate(py, key, hash),
+            Target::Python(cache) => {
+                let missing = py.get_type::<pyo3::PyAny>().call0()?;
+                Ok(!cache.call_method1(intern!(py, "pop"), (key, &missing))?.is(&missing))
+            }
         }
     }
 }
@@ -438,6 +478,7 @@ impl Memo {
             return Ok(self.func.bind(py).call(call.args, kwargs.as_ref())?.unbind());
         }
         let made = self.call_cache(call.args)?;
+        self.check_lifetime(made.as_ref())?;
         let target = self.target(py, made.as_ref())?;
         let key = self.make_key(&self.key_args(call.args), kwargs.as_ref())?;
         let hash = hash_key(&key)?;
@@ -470,7 +511,7 @@ impl Memo {
             match self.pending.join(py, miss.key, miss.hash, Leader::Thread(thread_id()))? {
                 Role::Lead(pending) => {
                     let mut lead = Lead::new(&self.pending, pending);
-                    let result = self.produce(py, miss);
+                    let result = self.produce(py, miss, lead.pending.as_deref());
                     return lead.settle(py, result);
                 }
                 Role::Follow(pending) => {
@@ -493,15 +534,64 @@ impl Memo {
     /// What a sync leader does. It looks again first: another leader may have stored the
     /// value just before this one joined. A second tier would be asked here, before the
     /// function runs, and given the value after it.
-    fn produce<C: MemoCache + ?Sized>(&self, py: Python<'_>, miss: &Miss<'_, '_, C>) -> PyResult<Done> {
+    fn produce<C: MemoCache + ?Sized>(
+        &self,
+        py: Python<'_>,
+        miss: &Miss<'_, '_, C>,
+        pending: Option<&Pending>,
+    ) -> PyResult<Done> {
         let Miss { target, call, key, hash } = miss;
         let (target, key, hash) = (*target, *key, *hash);
         if let Some(value) = target.lookup(key, hash)? {
             return Ok(Done::hit(value));
         }
         let value = self.func.bind(py).call(call.args, call.kwargs)?;
-        target.store(key, hash, &value)?;
+        self.keep(target, key, hash, &value, pending)?;
         Ok(Done::miss(value.unbind()))
+    }
+
+    /// Factory mode with `ttl=`: the cache the factory gave must have per-entry TTLs (a fixed
+    /// cache was checked when the function was decorated).
+    pub(super) fn check_lifetime(&self, made: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        match (made, &self.lifetime) {
+            (_, Lifetime::Default) | (None, _) => Ok(()),
+            (Some(made), _) if (native_classes()?.per_entry_ttl)(made) => Ok(()),
+            (Some(made), _) => Err(super::wrappers::lifetime_error(made)?),
+        }
+    }
+
+    /// Stores a leader's result with its lifetime, unless its call was invalidated meanwhile.
+    pub(super) fn keep<C: MemoCache + ?Sized>(
+        &self,
+        target: Target<'_, '_, C>,
+        key: &Bound<'_, PyAny>,
+        hash: u32,
+        value: &Bound<'_, PyAny>,
+        pending: Option<&Pending>,
+    ) -> PyResult<()> {
+        let ttl = match &self.lifetime {
+            Lifetime::Default => None,
+            Lifetime::Seconds(ttl) => Some(*ttl),
+            Lifetime::Computed(ttl) => {
+                let seconds = ttl.bind(key.py()).call1((key, value))?;
+                // `None` from the callable: never expires, which a per-entry TTL cache spells as
+                // an infinite lifetime.
+                Some(crate::convert::vttl_seconds(Some(&seconds))?.unwrap_or(f64::INFINITY))
+            }
+        };
+        target.store(key, hash, value, Put { ttl, stale: pending.map(|p| &p.stale) })
+    }
+
+    /// `cache_invalidate(*args, **kwargs)`: removes the entry the call with these arguments
+    /// would use; whether there was one. A call in flight for it is marked stale first.
+    pub fn invalidate(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> PyResult<bool> {
+        let (_, kwargs) = Self::split_ignore(call.kwargs)?;
+        let made = self.call_cache(call.args)?;
+        let target = self.target(py, made.as_ref())?;
+        let key = self.make_key(&self.key_args(call.args), kwargs.as_ref())?;
+        let hash = hash_key(&key)?;
+        self.pending.invalidate(py, &key, hash)?;
+        target.invalidate(&key, hash)
     }
 }
 

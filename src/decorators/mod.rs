@@ -19,7 +19,7 @@ use pyo3::types::{PyDict, PyTuple};
 #[cfg(not(PyPy))]
 pub use call_slots::{install as install_call_slots, NativeVectorcalls};
 pub use memo::{EVENT_HIT, EVENT_MISS};
-pub use wrappers::{CachedCall, CachedFunction, Decorator};
+pub use wrappers::{BoundCachedFunction, CachedCall, CachedFunction, Decorator};
 
 use crate::base::BaseCacheImpl;
 use keys::{as_dict, as_tuple, FastTypes};
@@ -85,6 +85,7 @@ decorator_factory! {
     cachedmethod -> Decorator = decorator, method = true
 }
 
+#[allow(clippy::too_many_arguments)]
 fn decorator(
     py: Python<'_>,
     cache: Option<&Bound<'_, PyAny>>,
@@ -92,6 +93,7 @@ fn decorator(
     clear_reuse: bool,
     callback: Option<&Bound<'_, PyAny>>,
     copy_level: Option<&Bound<'_, PyAny>>,
+    ttl: Option<&Bound<'_, PyAny>>,
     method: bool,
 ) -> PyResult<Decorator> {
     let key_maker = match key_maker {
@@ -100,7 +102,7 @@ fn decorator(
     };
     let one = 1i64.into_pyobject(py)?.into_any();
     let level = copy_level.unwrap_or(&one);
-    Decorator::new(cache, &key_maker, clear_reuse, callback, level, method)
+    Decorator::new(cache, &key_maker, clear_reuse, callback, level, ttl, method)
 }
 
 /// Whether `func` is memoized by cachebox: it has a `cache` attribute holding a cachebox cache.

@@ -39,6 +39,9 @@ pub struct Pending {
     wakers: Mutex<Vec<Py<PyAny>>>,
     /// How many callers joined as followers (they share its outcome, whatever their timing).
     followers: AtomicUsize,
+    /// Set by `cache_invalidate`: the outcome still goes to this call's callers, but is not
+    /// stored (`Put::stale`).
+    pub stale: AtomicBool,
 }
 
 #[derive(PartialEq, Eq)]
@@ -106,23 +109,7 @@ impl PendingMap {
     pub fn join(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32, leader: Leader) -> PyResult<Role> {
         // Keys' `__eq__` runs under this lock.
         let mut calls = self.calls.lock_marked(py)?;
-        let mut error = None;
-        let found = calls
-            .find(table_hash(hash), |p| {
-                error.is_none()
-                    && p.hash == hash
-                    && (p.key.is(key)
-                        || p.key.bind(py).eq(key).unwrap_or_else(|e| {
-                            error = Some(e);
-                            false
-                        }))
-            })
-            .cloned();
-        // The comparisons ran Python, which may have finished calls (see `orphans`).
-        self.orphans.remove_from(&mut calls);
-        if let Some(e) = error {
-            return Err(e);
-        }
+        let found = self.find(py, &mut calls, key, hash)?;
         if let Some(pending) = found.filter(|p| p.running()) {
             if pending.leader == leader {
                 return Err(PyRuntimeError::new_err(
@@ -140,9 +127,51 @@ impl PendingMap {
             finished: Condvar::new(),
             wakers: Mutex::new(Vec::new()),
             followers: AtomicUsize::new(0),
+            stale: AtomicBool::new(false),
         });
         calls.insert_unique(table_hash(hash), pending.clone(), |p| table_hash(p.hash));
         Ok(Role::Lead(pending))
+    }
+
+    /// The call in flight for `key`, found under the map's lock `calls` (marked: keys' `__eq__`
+    /// runs here).
+    fn find(
+        &self,
+        py: Python<'_>,
+        calls: &mut HashTable<Arc<Pending>>,
+        key: &Bound<'_, PyAny>,
+        hash: u32,
+    ) -> PyResult<Option<Arc<Pending>>> {
+        let mut error = None;
+        let found = calls
+            .find(table_hash(hash), |p| {
+                error.is_none()
+                    && p.hash == hash
+                    && (p.key.is(key)
+                        || p.key.bind(py).eq(key).unwrap_or_else(|e| {
+                            error = Some(e);
+                            false
+                        }))
+            })
+            .cloned();
+        // The comparisons ran Python, which may have finished calls (see `orphans`).
+        self.orphans.remove_from(calls);
+        match error {
+            Some(e) => Err(e),
+            None => Ok(found),
+        }
+    }
+
+    /// `cache_invalidate`: the call in flight for `key`, if any, is marked stale (its result
+    /// will not be stored) and leaves the map, so that a call from now on computes afresh
+    /// instead of following it. Its leader and followers still share its outcome.
+    pub fn invalidate(&self, py: Python<'_>, key: &Bound<'_, PyAny>, hash: u32) -> PyResult<()> {
+        let mut calls = self.calls.lock_marked(py)?;
+        if let Some(pending) = self.find(py, &mut calls, key, hash)? {
+            pending.stale.store(true, Ordering::SeqCst);
+            remove(&mut calls, &pending);
+        }
+        Ok(())
     }
 
     /// Ends a call: removes it from the map, publishes its outcome, wakes the followers.

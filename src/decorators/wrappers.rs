@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyFunction, PyTuple, PyType};
 use pyo3::{intern, PyTraverseError};
 
 use super::async_call::{AsyncCall, Input, Step};
-use super::memo::{no_cache_attribute, CallArgs, CopyLevel, KeyMaker, Memo, Source};
+use super::memo::{no_cache_attribute, CallArgs, CopyLevel, KeyMaker, Lifetime, Memo, Source};
 use crate::base::BaseCacheImpl;
 use crate::core::native_classes;
 use crate::sync::Guarded;
@@ -30,7 +30,36 @@ pub struct Decorator {
     clear_reuse: bool,
     callback: Option<Py<PyAny>>,
     copy_level: CopyLevel,
+    lifetime: Lifetime,
     method: bool,
+}
+
+/// `ttl=`: nothing, seconds (validated as `VTTLCache.insert` does), or a callable.
+fn lifetime(ttl: Option<&Bound<'_, PyAny>>) -> PyResult<Lifetime> {
+    Ok(match ttl {
+        None => Lifetime::Default,
+        Some(t) if t.is_none() => Lifetime::Default,
+        Some(t) if t.is_callable() => Lifetime::Computed(t.clone().unbind()),
+        Some(t) => match crate::convert::vttl_seconds(Some(t))? {
+            Some(seconds) => Lifetime::Seconds(seconds),
+            None => Lifetime::Default,
+        },
+    })
+}
+
+impl Lifetime {
+    fn clone_ref(&self, py: Python<'_>) -> Self {
+        match self {
+            Lifetime::Default => Lifetime::Default,
+            Lifetime::Seconds(s) => Lifetime::Seconds(*s),
+            Lifetime::Computed(f) => Lifetime::Computed(f.clone_ref(py)),
+        }
+    }
+}
+
+/// `ttl=` needs a cache with per-entry TTLs.
+pub(super) fn lifetime_error(cache: &Bound<'_, PyAny>) -> PyResult<PyErr> {
+    Ok(PyTypeError::new_err(format!("ttl= needs a cache with per-entry TTLs (a VTTLCache), got {}", cache.repr()?)))
 }
 
 /// `copy_level`: 0 never copies, 2 always does, anything else copies `dict`/`list`/`set`.
@@ -53,6 +82,7 @@ impl Decorator {
         clear_reuse: bool,
         callback: Option<&Bound<'_, PyAny>>,
         level: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
         method: bool,
     ) -> PyResult<Self> {
         let cache = cache.filter(|c| !c.is_none());
@@ -74,12 +104,24 @@ impl Decorator {
         if !key_maker.is_callable() {
             return Err(PyTypeError::new_err("key_maker must be callable"));
         }
+        let lifetime = lifetime(ttl)?;
+        if !matches!(lifetime, Lifetime::Default) {
+            let per_entry_ttl = native_classes()?.per_entry_ttl;
+            match cache.as_ref() {
+                // A factory's caches are only known per call, which checks them.
+                Some(c) if c.is_instance_of::<PyFunction>() => {}
+                Some(c) if per_entry_ttl(c) => {}
+                Some(c) => return Err(lifetime_error(c)?),
+                None => return Err(PyTypeError::new_err("ttl= needs a cache with per-entry TTLs (a VTTLCache)")),
+            }
+        }
         Ok(Self {
             cache: cache.map(Bound::unbind),
             key_maker: key_maker.clone().unbind(),
             clear_reuse,
             callback: callback.filter(|c| !c.is_none()).map(|c| c.clone().unbind()),
             copy_level: copy_level(level)?,
+            lifetime,
             method,
         })
     }
@@ -142,6 +184,7 @@ impl Decorator {
             copy_level: self.copy_level,
             callback: self.callback.as_ref().map(|c| c.clone_ref(py)),
             clear_reuse: self.clear_reuse,
+            lifetime: self.lifetime.clone_ref(py),
             hits: Default::default(),
             misses: Default::default(),
             pending: Default::default(),
@@ -173,6 +216,9 @@ impl Decorator {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.cache)?;
         visit.call(&self.key_maker)?;
+        if let Lifetime::Computed(ttl) = &self.lifetime {
+            visit.call(ttl)?;
+        }
         visit.call(&self.callback)
     }
 }
@@ -342,11 +388,23 @@ impl CachedFunction {
         let py = slf.py();
         match obj {
             Some(obj) if !obj.is_none() => {
-                let method_type = py.import(intern!(py, "types"))?.getattr(intern!(py, "MethodType"))?;
-                Ok(method_type.call1((slf, obj))?.unbind())
+                let bound = BoundCachedFunction { func: slf.clone().unbind(), obj: obj.clone().unbind() };
+                Ok(Py::new(py, bound)?.into_any())
             }
             _ => Ok(slf.clone().into_any().unbind()),
         }
+    }
+
+    /// Removes the cached result of the call with these arguments; whether there was one. A
+    /// call of them in flight is not cancelled, but its result is not stored.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_invalidate(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        self.memo().invalidate(py, CallArgs { args, kwargs })
     }
 
     /// The cache (absent when it comes from a factory).
@@ -418,7 +476,137 @@ impl CachedFunction {
         if let KeyMaker::Custom(k) = &memo.key_maker {
             visit.call(k)?;
         }
+        if let Lifetime::Computed(ttl) = &memo.lifetime {
+            visit.call(ttl)?;
+        }
         visit.call(&memo.callback)
+    }
+}
+
+// A memoized function bound to an object (`obj.method`), like a bound method: calling it
+// calls the function with `obj` first, and `cache_invalidate` takes the rest of a call's
+// arguments. Every other attribute is the function's. (No doc comment: it would become the
+// class's `__doc__`, which instances would show instead of the function's.)
+#[pyclass(module = "cachebox", frozen, weakref)]
+pub struct BoundCachedFunction {
+    func: Py<CachedFunction>,
+    obj: Py<PyAny>,
+}
+
+impl BoundCachedFunction {
+    /// `(obj, *args)`.
+    fn with_self<'py>(&self, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = args.py();
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(self.obj.bind(py).clone());
+        all.extend(args.iter());
+        PyTuple::new(py, all)
+    }
+}
+
+#[pymethods]
+impl BoundCachedFunction {
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        Ok(self.func.bind(py).call(self.with_self(args)?, kwargs)?.unbind())
+    }
+
+    /// Removes the cached result of `obj.method(*args, **kwargs)`; whether there was one.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_invalidate(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        self.func.get().memo().invalidate(py, CallArgs { args: &self.with_self(args)?, kwargs })
+    }
+
+    /// The object the function is bound to.
+    #[getter]
+    fn __self__(&self, py: Python<'_>) -> Py<PyAny> {
+        self.obj.clone_ref(py)
+    }
+
+    /// The memoized function.
+    #[getter]
+    fn __func__(&self, py: Python<'_>) -> Py<CachedFunction> {
+        self.func.clone_ref(py)
+    }
+
+    #[getter]
+    fn __doc__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.func.bind(py).getattr(intern!(py, "__doc__"))
+    }
+
+    #[getter]
+    fn __module__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.func.bind(py).getattr(intern!(py, "__module__"))
+    }
+
+    /// The function's signature without its first parameter, as for a bound method.
+    #[getter]
+    fn __signature__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let signature = py.import(intern!(py, "inspect"))?.call_method1(intern!(py, "signature"), (&self.func,))?;
+        let parameters = signature.getattr(intern!(py, "parameters"))?.call_method0(intern!(py, "values"))?;
+        let rest: Vec<Bound<'py, PyAny>> = parameters.try_iter()?.skip(1).collect::<PyResult<_>>()?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "parameters"), rest)?;
+        signature.call_method(intern!(py, "replace"), (), Some(&kwargs))
+    }
+
+    /// As `CachedFunction.__class__` (Python 3.9's `inspect.iscoroutinefunction`).
+    #[getter(__class__)]
+    fn class<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyType>> {
+        let py = slf.py();
+        if slf.get().func.get().is_async && py.version_info() < (3, 10) {
+            return Ok(py.get_type::<PyFunction>());
+        }
+        Ok(slf.get_type())
+    }
+
+    fn __getattr__<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, pyo3::types::PyString>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.func.bind(py).getattr(name)
+    }
+
+    /// Equal when bound to the same object and the same function, as bound methods are.
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<Self>().is_ok_and(|o| o.get().func.is(&self.func) && o.get().obj.is(&self.obj))
+    }
+
+    fn __hash__(&self) -> isize {
+        (self.obj.as_ptr() as isize) ^ (self.func.as_ptr() as isize).rotate_left(16)
+    }
+
+    /// Pickles as the attribute of its object.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let getattr = py.import(intern!(py, "builtins"))?.getattr(intern!(py, "getattr"))?;
+        let name = self.func.bind(py).getattr(intern!(py, "__name__"))?;
+        let args = PyTuple::new(py, [self.obj.bind(py).clone(), name])?;
+        PyTuple::new(py, [getattr, args.into_any()])
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let func = self.func.bind(py);
+        let name = match func.getattr(intern!(py, "__qualname__")) {
+            Ok(name) => name.str()?.to_string(),
+            Err(_) => func.repr()?.to_string(),
+        };
+        Ok(format!("<bound cached function {name} of {}>", self.obj.bind(py).repr()?))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.func)?;
+        visit.call(&self.obj)
     }
 }
 

@@ -24,7 +24,8 @@ impl<P: Policy> Store<P> {
         if P::EXPIRES {
             let generation = self.generation;
             while let Some(id) = self.policy.next_expired(now) {
-                trash.push(self.remove_id(id), Cause::Expired);
+                let expired = self.remove_id(id);
+                self.discard(trash, expired, Cause::Expired);
             }
             if P::SWEEP_ON_LEN {
                 // VTTL sweeps on `len()`, `repr`, `==`, ...: its iterators resume by sort key,

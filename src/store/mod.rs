@@ -66,9 +66,29 @@ pub struct Probe<'a, 'py> {
     pub owner: &'a Owner,
 }
 
+/// The user's callables a cache was configured with.
+#[derive(Default)]
+pub struct Hooks {
+    /// `on_evict(key, value, cause)`, called for every entry that leaves (see `Trash`).
+    pub on_evict: Option<Py<PyAny>>,
+    /// `weigher(key, value)`, an entry's charge in place of its `__sizeof__` (called by the
+    /// core before it locks the store; the store only keeps it).
+    pub weigher: Option<Py<PyAny>>,
+}
+
+impl Hooks {
+    pub fn clone_ref(&self, py: Python<'_>) -> Self {
+        Self {
+            on_evict: self.on_evict.as_ref().map(|f| f.clone_ref(py)),
+            weigher: self.weigher.as_ref().map(|f| f.clone_ref(py)),
+        }
+    }
+}
+
 pub struct Store<P: Policy> {
     /// False until `__init__` (or `__setstate__`) configured the cache.
     pub ready: bool,
+    pub hooks: Hooks,
     table: HashTable<u32>,
     pub policy: P,
     pub limits: Limits,
@@ -114,6 +134,7 @@ impl<P: Policy> Store<P> {
     pub fn with_policy(policy: P, limits: Limits) -> Self {
         Self {
             ready: true,
+            hooks: Hooks::default(),
             table: HashTable::new(),
             policy,
             limits,

@@ -12,18 +12,25 @@ pub struct Charge {
     pub value: usize,
     /// The size of the key object already stored (by address), when it is not the probe's.
     pub stored_key: Option<(usize, usize)>,
+    /// A weigher's figure for the whole entry (in `key`): the same whichever key object is kept.
+    pub weighed: bool,
 }
 
 impl Charge {
     /// An entry of `size` bytes in all (tests).
     pub fn total(size: usize) -> Self {
-        Self { key: size, value: 0, stored_key: None }
+        Self { key: size, value: 0, stored_key: None, weighed: false }
+    }
+
+    /// A weigher's figure for an entry.
+    pub fn weighed(size: usize) -> Self {
+        Self { key: size, value: 0, stored_key: None, weighed: true }
     }
 
     /// The charge of the entry once written, if known: an update keeps the stored key, so it
     /// is charged with that key's size, which the caller may have to measure first.
     pub(super) fn for_key(&self, probe_key: usize, stored_key: usize) -> Option<usize> {
-        if probe_key == stored_key {
+        if probe_key == stored_key || self.weighed {
             return Some(self.key.saturating_add(self.value));
         }
         match self.stored_key {

@@ -67,6 +67,7 @@ impl<P: Policy> Store<P> {
     pub fn duplicate(&self, py: Python<'_>) -> Self {
         let mut copy = Self {
             ready: self.ready,
+            hooks: self.hooks.clone_ref(py),
             table: self.table.clone(),
             policy: self.policy.duplicate(py),
             limits: self.limits,

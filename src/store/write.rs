@@ -65,6 +65,13 @@ impl<P: Policy> Store<P> {
         }
     }
 
+    /// Hands a removed entry to the caller's trash, armed with the listener if there is one.
+    #[inline(always)]
+    pub(super) fn discard(&self, trash: &mut Trash, entry: Entry, cause: Cause) {
+        trash.arm(self.hooks.on_evict.as_ref());
+        trash.push(entry, cause);
+    }
+
     /// Removes entry `id` and returns it.
     pub fn remove_id(&mut self, id: u32) -> Entry {
         let hash = self.policy.slot(id).entry.hash;
@@ -178,6 +185,11 @@ impl<P: Policy> Store<P> {
         let slot = self.policy.slot_mut(id);
         slot.entry.size = encoded;
         let old = std::mem::replace(&mut slot.entry.value, value.clone().unbind());
+        if self.hooks.on_evict.is_some() {
+            trash.arm(self.hooks.on_evict.as_ref());
+            let key = &self.policy.slot(id).entry.key;
+            trash.notice(key, &old, if live { Cause::Replaced } else { Cause::Expired });
+        }
         self.memory = memory;
         let fix = self.policy.on_replace(id, meta, now);
         self.apply_fix(fix);
@@ -185,7 +197,8 @@ impl<P: Policy> Store<P> {
             // The updated entry itself may go (FIFO when it is the oldest, RR by chance).
             while self.memory > self.limits.maxmemory {
                 let Some(victim) = self.policy.victim() else { break };
-                trash.push(self.remove_id(victim), Cause::Memory);
+                let evicted = self.remove_id(victim);
+                self.discard(trash, evicted, Cause::Memory);
             }
         }
         Ok(Replaced { value: old, live })
@@ -225,12 +238,13 @@ impl<P: Policy> Store<P> {
                     let entry = self.new_entry(key, hash, value, size);
                     let (id, old) = self.policy.recycle(victim, entry, meta, now);
                     self.after_removal(&old);
-                    trash.push(old, cause);
+                    self.discard(trash, old, cause);
                     self.index_new(id, hash, size);
                     self.prefetch_next_victim();
                     return Ok(());
                 }
-                trash.push(self.remove_id(victim), cause);
+                let evicted = self.remove_id(victim);
+                self.discard(trash, evicted, cause);
             }
         }
         let entry = self.new_entry(key, hash, value, size);
@@ -316,6 +330,7 @@ impl<P: Policy> Store<P> {
     }
 
     pub fn clear(&mut self, reuse: bool, trash: &mut Trash) {
+        trash.arm(self.hooks.on_evict.as_ref());
         trash.push_all(Cause::Explicit, |removed| self.policy.clear(removed));
         self.table.clear();
         self.big_sizes.clear();
