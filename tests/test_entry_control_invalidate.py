@@ -228,6 +228,22 @@ def test_async_function():
     assert arun(f(1)) == [1] and calls == [1, 1]
 
 
+def test_the_listener_of_a_decorators_cache():
+    # What the decorator stores and clears reaches the listener like any other change.
+    rec = Recorder()
+
+    @cached(LRUCache(2, on_evict=rec))
+    def f(x):
+        return x * 10
+
+    f(1)
+    f(2)
+    f(3)
+    assert rec.take() == [(1, 10, "size")]
+    f.cache_clear()
+    assert sorted(rec.take()) == [(2, 20, "explicit"), (3, 30, "explicit")]
+
+
 # --------------------------------------------------------------------------------------
 # methods: self comes from the binding
 # --------------------------------------------------------------------------------------
