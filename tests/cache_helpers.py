@@ -105,3 +105,64 @@ def outcome(fn):
         if type(e).__name__ == "PanicException":
             raise AssertionError(f"native code panicked: {e}") from e
         raise
+
+
+# --------------------------------------------------------------------------------------------
+# Entry control: eviction listeners and weighers
+# --------------------------------------------------------------------------------------------
+
+#: The causes an ``on_evict`` listener may be given.
+CAUSES = ("size", "memory", "expired", "replaced", "explicit")
+
+
+class Recorder:
+    """An ``on_evict`` listener that records each call as ``(key, value, cause)`` in ``calls``,
+    and the thread that made it in ``threads``. A callable object, not a function, so that a
+    ``deepcopy`` that copied it (instead of keeping it) would be seen."""
+
+    def __init__(self):
+        self.calls = []
+        self.threads = []
+
+    def __call__(self, key, value, cause):
+        import threading
+
+        self.calls.append((key, value, cause))
+        self.threads.append(threading.get_ident())
+
+    def take(self):
+        """The calls recorded since the last ``take``."""
+        calls, self.calls = self.calls, []
+        self.threads = []
+        return calls
+
+
+#: What :func:`logging_listener` was called with.
+LISTENER_LOG = []
+
+
+def logging_listener(key, value, cause):
+    """A module-level listener: pickled by reference, it loads as this same function."""
+    LISTENER_LOG.append((key, value, cause))
+
+
+def length_weigher(key, value):
+    """A module-level weigher (pickled by reference): ``len(value)`` units."""
+    return len(value)
+
+
+class catch_unraisable:
+    """Replaces ``sys.unraisablehook`` while the block runs (pytest's own hook would turn each
+    unraisable exception into a warning), collecting what it is given; restores the previous
+    hook on the way out, even if the block fails. The block gets the list of
+    ``(exc_type, exc_value, object)`` of each call."""
+
+    def __enter__(self):
+        self.previous = sys.unraisablehook
+        self.caught = []
+        sys.unraisablehook = lambda args: self.caught.append((args.exc_type, args.exc_value, args.object))
+        return self.caught
+
+    def __exit__(self, *exc):
+        sys.unraisablehook = self.previous
+        return False

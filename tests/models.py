@@ -3,7 +3,18 @@
 Each model is a deliberately naive, pure-Python transcription of the contract,
 ``docs/BEHAVIOUR.md`` (§2-§10). Models mirror the public API: a model method raises the
 exception the real method must raise (with the same arguments) and returns what it must return.
-Sizes follow BEHAVIOUR.md §3.1: an entry costs ``key.__sizeof__() + value.__sizeof__()``.
+Sizes follow BEHAVIOUR.md §3.1: an entry costs ``key.__sizeof__() + value.__sizeof__()``, or
+what the cache's ``weigher(key, value)`` returns when it has one (then the key passed to the
+write is weighed, not the stored key it may be equal to).
+
+Removals: every model records, in ``removals``, the ``(key, value, cause)`` of each entry that
+leaves it, in the order they leave, as the cache's ``on_evict`` listener must be called: "size"
+and "memory" for evictions (a victim taken while the cache holds ``maxsize`` entries counts as
+"size", even if the memory limit alone would also have needed it), "expired" for a swept entry
+and for the old value of an expired entry a write reuses, "replaced" for the old value of a
+live key written again, "explicit" for ``del``, ``pop``, ``popitem``, ``drain`` and ``clear``.
+The state machines empty ``removals`` before each operation and compare it with the listener's
+calls after it.
 
 Clock: the TTL models keep their own clock ``now`` that the tests move forward in step with
 ``cachebox._core._advance_clock``. Expiry instants are ``(time, seq)`` pairs: ``seq`` numbers the
@@ -53,10 +64,13 @@ class CacheModel:
     EXPIRES = False
     ORDERED = False
 
-    def __init__(self, maxsize=0, maxmemory=0):
+    def __init__(self, maxsize=0, maxmemory=0, weigher=None):
         self.maxsize = maxsize or sys.maxsize
         self.maxmemory = maxmemory or sys.maxsize
+        self.weigher = weigher
         self.data = {}  # every stored entry, expired ones included
+        self.weights = {}  # key -> what the entry is charged
+        self.removals = []  # (key, value, cause) of each entry that left, in order
 
     # ---- policy hooks (overridden by the policies) ----
 
@@ -103,12 +117,22 @@ class CacheModel:
 
     # ---- internals ----
 
-    def _remove(self, key):
+    def _weigh(self, key, value):
+        """What an entry written as ``key: value`` is charged."""
+        return entry_size(key, value) if self.weigher is None else self.weigher(key, value)
+
+    def _stored_key(self, key):
+        """The key object stored for ``key`` (a write through an equal key keeps it)."""
+        return next(k for k in self.data if k == key)
+
+    def _remove(self, key, cause):
+        self.removals.append((key, self.data[key], cause))
         del self.data[key]
+        del self.weights[key]
         self._on_remove(key)
 
-    def _evict_one(self):
-        self._remove(self._victim())
+    def _evict_one(self, cause):
+        self._remove(self._victim(), cause)
 
     def _live_keys(self):
         return [k for k in self._order() if self._live(k)]
@@ -135,7 +159,7 @@ class CacheModel:
         return not cls.EVICTS and (stored >= maxsize or memory + size > maxmemory)
 
     def memory(self):
-        return sum(entry_size(k, v) for k, v in self.data.items())
+        return sum(self.weights.values())
 
     def len(self):
         return self._live_len()
@@ -147,27 +171,34 @@ class CacheModel:
         return self._live_len() == self.maxsize or self.memory() >= self.maxmemory
 
     def insert(self, key, value, ttl=None):
-        size = entry_size(key, value)
+        size = self._weigh(key, value)
         if size > self.maxmemory:
             raise OverflowError(OVERFLOW_MESSAGE)
         if key in self.data:
             # An existing entry (an expired one too) keeps its slot and key object.
-            old = self.data[key] if self._live(key) else None
-            if not self.EVICTS and self.memory() - entry_size(key, self.data[key]) + size > self.maxmemory:
+            stored = self._stored_key(key)
+            live = self._live(key)
+            old = self.data[key]
+            if self.weigher is None:
+                size = entry_size(stored, value)  # charged with the key that stays
+            if not self.EVICTS and self.memory() - self.weights[stored] + size > self.maxmemory:
                 raise OverflowError(OVERFLOW_MESSAGE)
-            self.data[key] = value
-            self._on_write(key, ttl)
+            self.data[stored] = value
+            self.weights[stored] = size
+            self.removals.append((stored, old, "replaced" if live else "expired"))
+            self._on_write(stored, ttl)
             if self.EVICTS:
                 while self.memory() > self.maxmemory:
-                    self._evict_one()
-            return old
+                    self._evict_one("memory")
+            return old if live else None
         if self.EVICTS:
             self._sweep()
             while len(self.data) >= self.maxsize or self.memory() + size > self.maxmemory:
-                self._evict_one()
+                self._evict_one("size" if len(self.data) >= self.maxsize else "memory")
         elif self.refuses(size, len(self.data), self.memory(), self.maxsize, self.maxmemory):
             raise OverflowError(OVERFLOW_MESSAGE)
         self.data[key] = value
+        self.weights[key] = size
         self._on_new(key, ttl)
         return None
 
@@ -199,7 +230,7 @@ class CacheModel:
             return default
         self._before_specific_removal()
         value = self.data[key]
-        self._remove(key)
+        self._remove(key, "explicit")
         return value
 
     def delitem(self, key):
@@ -221,7 +252,7 @@ class CacheModel:
             raise KeyError()
         key = self._victim()
         value = self.data[key]
-        self._remove(key)
+        self._remove(key, "explicit")
         return key, value
 
     def drain(self, n, **popitem_options):
@@ -241,7 +272,11 @@ class CacheModel:
             self.insert(key, value, ttl)
 
     def clear(self, reuse=False):
+        """Every stored entry leaves as "explicit", expired ones too (the order of a clear is
+        not modelled: the machines compare its removals as a multiset)."""
+        self.removals.extend((k, v, "explicit") for k, v in self.data.items())
         self.data.clear()
+        self.weights.clear()
         self._on_clear()
 
     def items(self):
@@ -278,8 +313,8 @@ class _ListOrderModel(CacheModel):
     EVICTS = True
     ORDERED = True
 
-    def __init__(self, maxsize=0, maxmemory=0):
-        super().__init__(maxsize, maxmemory)
+    def __init__(self, maxsize=0, maxmemory=0, weigher=None):
+        super().__init__(maxsize, maxmemory, weigher)
         self.order = []
 
     def _order(self):
@@ -332,8 +367,8 @@ class RRModel(CacheModel):
     EVICTS = True
     MAX_ATTEMPTS = 5000
 
-    def __init__(self, maxsize=0, maxmemory=0):
-        super().__init__(maxsize, maxmemory)
+    def __init__(self, maxsize=0, maxmemory=0, weigher=None):
+        super().__init__(maxsize, maxmemory, weigher)
         self.script = []
         self.preferred = set()  # keys tried first as victims (those the real cache lost)
 
@@ -341,9 +376,7 @@ class RRModel(CacheModel):
         if self.script:
             return self.script.pop(0)
         # Lost keys first, smallest first: the most likely match, found on the first attempt.
-        order = sorted(
-            self.data, key=lambda k: (k not in self.preferred, entry_size(k, self.data[k]), repr(k))
-        )
+        order = sorted(self.data, key=lambda k: (k not in self.preferred, self.weights[k], repr(k)))
         raise NeedChoice(order)
 
     def explore(self, op, accept):
@@ -402,8 +435,8 @@ class _LazySortModel(CacheModel):
     EVICTS = True
     ORDERED = True
 
-    def __init__(self, maxsize=0, maxmemory=0):
-        super().__init__(maxsize, maxmemory)
+    def __init__(self, maxsize=0, maxmemory=0, weigher=None):
+        super().__init__(maxsize, maxmemory, weigher)
         self.S = []
         self.dirty = False
 
@@ -439,8 +472,8 @@ class _LazySortModel(CacheModel):
 class LFUModel(_LazySortModel):
     """``LFUCache``: frequency 0 on insert, +1 on a read hit, ``in`` hit and update."""
 
-    def __init__(self, maxsize=0, maxmemory=0):
-        super().__init__(maxsize, maxmemory)
+    def __init__(self, maxsize=0, maxmemory=0, weigher=None):
+        super().__init__(maxsize, maxmemory, weigher)
         self.freq = {}
 
     def _sort_key(self, key):
@@ -500,7 +533,7 @@ class _ExpiringMixin:
 
     def _sweep(self):
         for key in [k for k in self._order() if not self._live(k)]:
-            self._remove(key)
+            self._remove(key, "expired")
 
     def remaining(self, key):
         """Seconds left for a live ``key`` (0.0 if it never expires)."""
@@ -523,7 +556,7 @@ class _ExpiringMixin:
             raise KeyError()
         key = keys[0]
         value, left = self.data[key], self.remaining(key)
-        self._remove(key)
+        self._remove(key, "explicit")
         self.last_popped_remaining = left
         return key, value
 
@@ -549,8 +582,8 @@ class _ExpiringMixin:
 class TTLModel(_ExpiringMixin, _ListOrderModel):
     """``TTLCache``: FIFO order; a write moves the key to the back with expiry ``now + ttl``."""
 
-    def __init__(self, maxsize=0, ttl=1.0, maxmemory=0):
-        super().__init__(maxsize, maxmemory)
+    def __init__(self, maxsize=0, ttl=1.0, maxmemory=0, weigher=None):
+        super().__init__(maxsize, maxmemory, weigher)
         self.ttl = float(ttl)
         self._init_clock()
 
@@ -583,8 +616,8 @@ class TTLModel(_ExpiringMixin, _ListOrderModel):
 class VTTLModel(_ExpiringMixin, _LazySortModel):
     """``VTTLCache``: per-key expiry; lazily sorted by expiry, "never" last (BEHAVIOUR.md §6.9)."""
 
-    def __init__(self, maxsize=0, maxmemory=0):
-        super().__init__(maxsize, maxmemory)
+    def __init__(self, maxsize=0, maxmemory=0, weigher=None):
+        super().__init__(maxsize, maxmemory, weigher)
         self._init_clock()
 
     def _sort_key(self, key):

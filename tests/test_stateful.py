@@ -3,6 +3,11 @@ its model from ``tests/models.py`` with the same operations, and compares every 
 every raised exception, and the observable state (``len``, ``memory()``, ``is_full()``, order)
 after every step.
 
+The real cache has an ``on_evict`` listener that records its calls, and half of the examples a
+``weigher`` too: each step also compares the listener's calls during the step with the
+removals the model made (key, value and cause, in order; a ``clear`` as a multiset, its order
+being the storage's), and no call may happen outside a step.
+
 TTL/VTTL: the test run freezes the cache clock (``conftest.py``), and the machine moves it with
 ``cachebox._core._advance_clock`` (process-wide, forward only) in steps of whole thousands of
 seconds, while every TTL is a thousand and a half or more. A frozen clock still moves by a
@@ -32,6 +37,7 @@ PAIRS = st.dictionaries(KEYS, VALUES, max_size=4)
 MAXSIZES = st.integers(1, 6)
 # Entries cost about 50..92 bytes, so small limits also exercise "this entry alone is too big".
 MAXMEMORIES = st.sampled_from([0, 0, 0, 60, 100, 150, 260, 400])
+WEIGHED = st.booleans()
 GLOBAL_TTLS = st.sampled_from([1500.0, 4500.0])
 ITEM_TTLS = st.sampled_from([None, 1500.0, 2500.0, 4500.0, 10500.0])
 ADVANCES = st.sampled_from([1000.0, 2000.0, 5000.0])
@@ -56,6 +62,17 @@ def matches(real, model):
     return type(real) is type(model) and real == model
 
 
+def weigher(key, value):
+    """The weigher of the weighed examples: 25 to 71 units an entry, a little more for longer
+    reprs, so the memory limits above evict by weight as they do by ``__sizeof__``."""
+    return 20 + 4 * len(repr(key)) + len(repr(value))
+
+
+def canonical(removals):
+    """Removals in a canonical order, for an operation whose removal order is not modelled."""
+    return sorted(removals, key=repr)
+
+
 def unordered(result):
     """An iteration result whose order is unspecified (Cache, RRCache), in a canonical order."""
     if result[0] == "ok":
@@ -72,39 +89,56 @@ class CacheMachine(RuleBasedStateMachine):
         super().__init__()
         self.cache = None
         self.model = None
+        self.removed = []  # the listener's calls since the last step
 
-    @initialize(maxsize=MAXSIZES, maxmemory=MAXMEMORIES, ttl=GLOBAL_TTLS)
-    def setup(self, maxsize, maxmemory, ttl):
+    def on_evict(self, key, value, cause):
+        self.removed.append((key, value, cause))
+
+    @initialize(maxsize=MAXSIZES, maxmemory=MAXMEMORIES, ttl=GLOBAL_TTLS, weighed=WEIGHED)
+    def setup(self, maxsize, maxmemory, ttl, weighed):
         cls, model_cls = getattr(cachebox, self.NAME), MODELS[self.NAME]
+        weigh = weigher if weighed else None
+        hooks = {"maxmemory": maxmemory, "on_evict": self.on_evict, "weigher": weigh}
         if self.NAME == "TTLCache":
-            self.cache = cls(maxsize, ttl, maxmemory=maxmemory)
-            self.model = model_cls(maxsize, ttl, maxmemory)
+            self.cache = cls(maxsize, ttl, **hooks)
+            self.model = model_cls(maxsize, ttl, maxmemory, weigher=weigh)
         else:
-            self.cache = cls(maxsize, maxmemory=maxmemory)
-            self.model = model_cls(maxsize, maxmemory)
+            self.cache = cls(maxsize, **hooks)
+            self.model = model_cls(maxsize, maxmemory, weigher=weigh)
 
     # ---- the comparison engine ----
 
     def _ttl_args(self, ttl):
         return (ttl,) if self.NAME == "VTTLCache" else ()
 
-    def step(self, real_fn, *model_fns, normalize=None):
+    def step(self, real_fn, *model_fns, normalize=None, unordered_removals=False):
         """Runs ``real_fn()`` on the cache and a model function on the model, and checks that
-        both returned (or raised) the same. Several model functions mean "the contract allows any of
-        these": the first one that agrees with the real result and ``memory()`` is kept.
-        ``RRCache`` searches for random picks that reproduce the real result and contents."""
+        both returned (or raised) the same, and that the listener was called for the removals
+        the model made. Several model functions mean "the contract allows any of these": the
+        first one that agrees with the real result, the removals and ``memory()`` is kept.
+        ``RRCache`` searches for random picks that reproduce the real result, removals and
+        contents."""
         normalize = normalize or (lambda result: result)
+        order = canonical if unordered_removals else (lambda removals: removals)
+        assert not self.removed, f"listener called outside any operation: {self.removed!r}"
+        self.model.removals = []
         real = normalize(outcome(real_fn))
+        removed, self.removed = order(self.removed), []
         if self.NAME == "RRCache":
             (model_fn,) = model_fns
             contents = dict(self.cache.items())
-            self.model.preferred = set(self.model.data) - set(contents)
+            # The keys the listener saw leave are the picks to try first.
+            lost = set(self.model.data) - set(contents)
+            self.model.preferred = lost | {k for k, _, cause in removed if cause != "replaced"}
             trial, result = self.model.explore(
-                model_fn, lambda t, r: matches(real, normalize(r)) and t.data == contents
+                model_fn,
+                lambda t, r: (
+                    matches(real, normalize(r)) and t.data == contents and matches(removed, order(t.removals))
+                ),
             )
             assert trial is not None, (
-                f"real cache: {real!r}, contents {contents!r}; no sequence of random picks makes "
-                f"the model agree (its first attempt gave {result!r})"
+                f"real cache: {real!r}, contents {contents!r}, listener calls {removed!r}; no "
+                f"sequence of random picks makes the model agree (its first attempt gave {result!r})"
             )
             self.model = trial
             return real
@@ -112,11 +146,15 @@ class CacheMachine(RuleBasedStateMachine):
         for fn in model_fns:
             trial = copy.deepcopy(self.model) if len(model_fns) > 1 else self.model
             result = normalize(outcome(lambda: fn(trial)))  # noqa: B023 (called right here)
-            if matches(real, result) and (len(model_fns) == 1 or trial.memory() == self.cache.memory()):
+            agrees = matches(real, result) and matches(removed, order(trial.removals))
+            if agrees and (len(model_fns) == 1 or trial.memory() == self.cache.memory()):
                 self.model = trial
                 return real
-            tried.append(result)
-        raise AssertionError(f"real cache: {real!r}; model (each allowed variant): {tried!r}")
+            tried.append((result, order(trial.removals)))
+        raise AssertionError(
+            f"real cache: {real!r}, listener calls {removed!r}; "
+            f"model (each allowed variant: result, removals): {tried!r}"
+        )
 
     def iteration_normalizer(self):
         return None if self.model.ORDERED else unordered
@@ -205,7 +243,7 @@ class CacheMachine(RuleBasedStateMachine):
     @rule(reuse=st.booleans())
     def clear(self, reuse):
         before = self.cache.capacity()
-        self.step(lambda: self.cache.clear(reuse=reuse), lambda m: m.clear(reuse))
+        self.step(lambda: self.cache.clear(reuse=reuse), lambda m: m.clear(reuse), unordered_removals=True)
         expected = before if reuse else 0
         assert self.cache.capacity() == expected, f"capacity() after clear(reuse={reuse})"
 
