@@ -265,6 +265,12 @@ pub fn vttl_seconds(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
     }
 }
 
+/// A per-entry TTL given as a duration only (`cached(..., ttl=...)`): what `vttl_seconds`
+/// accepts but a `datetime` deadline, with its errors.
+pub fn ttl_duration(value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    check_ttl(seconds(value, false)?, "ttl must be positive and non-zero")
+}
+
 /// Calls `f(key, value)` for every pair of a constructor/`update` argument: a mapping (anything
 /// with `.items`), or an iterable of 2-tuples.
 pub fn for_each_pair(

@@ -42,7 +42,7 @@ fn lifetime(ttl: Option<&Bound<'_, PyAny>>) -> PyResult<Lifetime> {
         Some(t) if t.is_callable() => Lifetime::Computed(t.clone().unbind()),
         // A duration: a `datetime` deadline, which `VTTLCache.insert` takes, would be one
         // instant for every result.
-        Some(t) => Lifetime::Seconds(crate::convert::ttl_seconds(t)?),
+        Some(t) => Lifetime::Seconds(crate::convert::ttl_duration(t)?),
     })
 }
 
