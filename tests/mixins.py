@@ -1903,9 +1903,7 @@ class ListenerMixin(EntryControlHarness):
             assert causes[2:] == ["explicit", "explicit"]
         # PyPy's unraisable hook gets no object, only a message naming it.
         culprit = None if PYPY else listener
-        assert [(t, e.args, o) for t, e, o in caught] == [
-            (Boom, (k,), culprit) for k, _, _ in listener.calls
-        ]
+        assert [(t, e.args, o) for t, e, o in caught] == [(Boom, (k,), culprit) for k, _, _ in listener.calls]
 
     def test_not_called_when_the_cache_goes(self):
         rec = Recorder()
