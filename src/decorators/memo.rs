@@ -15,6 +15,7 @@ use pyo3::{intern, IntoPyObjectExt};
 
 use super::keys::{make_key, make_typed_key, FastTypes};
 use super::pending::{Leader, Outcome, Pending, PendingMap, Role};
+use super::tiered::Tier;
 use crate::convert::{hash_key, items_hash, tuple_hash_matches};
 use crate::core::{native_classes, CacheCore, MemoCache, NativeClass, NativeHandle, Put};
 use crate::entry::fold_hash;
@@ -79,6 +80,8 @@ pub struct Memo {
     pub hits: Counter,
     pub misses: Counter,
     pub pending: PendingMap,
+    /// `l2=`: the shared second tier, asked on a first-tier miss.
+    pub l2: Option<Tier>,
 }
 
 /// The cache one call works with. `C` is `dyn MemoCache` except on the paths monomorphized
@@ -191,7 +194,10 @@ struct Miss<'a, 'py, C: ?Sized> {
 /// Where a call's key comes from: the one step in which the calling conventions differ. The
 /// rest of the pipeline (`Memo::run`) is the same for all of them.
 trait KeySource<'py> {
-    fn look_up<C: MemoCache + ?Sized>(self, py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>>;
+    fn look_up<C: MemoCache + ?Sized>(&self, py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>>;
+
+    /// The positional arguments, for a hit that turned out stale (`Memo::run`).
+    fn args(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>>;
 }
 
 /// A key made already (by the key maker), looked up as it is.
@@ -203,11 +209,15 @@ struct MadeKey<'a, 'py> {
 
 impl<'py> KeySource<'py> for MadeKey<'_, 'py> {
     #[inline(always)]
-    fn look_up<C: MemoCache + ?Sized>(self, _py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>> {
+    fn look_up<C: MemoCache + ?Sized>(&self, _py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>> {
         Ok(match target.lookup(&self.key, self.hash)? {
-            Some(value) => Looked::Hit { value, key: Some(self.key) },
-            None => Looked::Miss { key: self.key, hash: self.hash, args: self.args.clone() },
+            Some(value) => Looked::Hit { value, key: Some(self.key.clone()) },
+            None => Looked::Miss { key: self.key.clone(), hash: self.hash, args: self.args.clone() },
         })
+    }
+
+    fn args(&self, _py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        Ok(self.args.clone())
     }
 }
 
@@ -217,10 +227,14 @@ struct TupleKey<'a, 'py>(&'a Bound<'py, PyTuple>);
 
 impl<'py> KeySource<'py> for TupleKey<'_, 'py> {
     #[inline(always)]
-    fn look_up<C: MemoCache + ?Sized>(self, py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>> {
+    fn look_up<C: MemoCache + ?Sized>(&self, py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>> {
         let key = make_key(self.0, None, FastTypes::IntStr)?;
         let hash = hash_key(&key)?;
         MadeKey { key, hash, args: self.0 }.look_up(py, target)
+    }
+
+    fn args(&self, _py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        Ok(self.0.clone())
     }
 }
 
@@ -231,7 +245,11 @@ struct ItemsKey<'a, 'py>(&'a [Bound<'py, PyAny>]);
 
 impl<'py> KeySource<'py> for ItemsKey<'_, 'py> {
     #[inline(always)]
-    fn look_up<C: MemoCache + ?Sized>(self, py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>> {
+    fn args(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.0)
+    }
+
+    fn look_up<C: MemoCache + ?Sized>(&self, py: Python<'py>, target: Target<'_, 'py, C>) -> PyResult<Looked<'py>> {
         let Target::Native(cache) = target else {
             return TupleKey(&PyTuple::new(py, self.0)?).look_up(py, target);
         };
@@ -495,14 +513,55 @@ impl Memo {
         source: impl KeySource<'py>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        match source.look_up(py, target)? {
-            Looked::Hit { value, key } => self.deliver(py, Done::hit(value), key.as_ref()),
-            Looked::Miss { key, hash, args } => Python::attach(|py| {
-                let miss = Miss { target, call: CallArgs { args: &args, kwargs }, key: &key, hash };
-                let done = self.fill(py, &miss)?;
-                self.deliver(py, done, Some(&key))
-            }),
-        }
+        let (key, hash, args) = match source.look_up(py, target)? {
+            Looked::Hit { value, key } => match &self.l2 {
+                None => return self.deliver(py, Done::hit(value), key.as_ref()),
+                Some(tier) => match tier.fresh(py, value) {
+                    Some(value) => return self.deliver(py, Done::hit(value), key.as_ref()),
+                    // A first-tier entry that outlived its second-tier copy, or its epoch: a miss.
+                    None => self.rekey(py, key, &source)?,
+                },
+            },
+            Looked::Miss { key, hash, args } => (key, hash, args),
+        };
+        Python::attach(|py| {
+            let miss = Miss { target, call: CallArgs { args: &args, kwargs }, key: &key, hash };
+            let done = self.fill(py, &miss)?;
+            self.deliver(py, done, Some(&key))
+        })
+    }
+
+    /// The key, hash and arguments of a hit found stale, for the miss it becomes.
+    #[cold]
+    fn rekey<'py>(
+        &self,
+        py: Python<'py>,
+        key: Option<Bound<'py, PyAny>>,
+        source: &impl KeySource<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, u32, Bound<'py, PyTuple>)> {
+        let args = source.args(py)?;
+        // Only the fast sources leave the key unbuilt, and theirs is `make_key` of the arguments.
+        let key = match key {
+            Some(key) => key,
+            None => make_key(&args, None, FastTypes::IntStr)?,
+        };
+        let hash = hash_key(&key)?;
+        Ok((key, hash, args))
+    }
+
+    /// A first-tier lookup that counts only entries that may still be served.
+    fn look_again<C: MemoCache + ?Sized>(
+        &self,
+        py: Python<'_>,
+        target: Target<'_, '_, C>,
+        key: &Bound<'_, PyAny>,
+        hash: u32,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let found = target.lookup(key, hash)?;
+        Ok(match (&self.l2, found) {
+            (Some(tier), Some(stored)) => tier.fresh(py, stored),
+            (_, found) => found,
+        })
     }
 
     /// A miss: lead the computation of the key, or wait for the leader's outcome.
@@ -521,7 +580,7 @@ impl Memo {
                         Some(Err(Some(error))) => return Err(error),
                         // Abandoned (or never finished): look again, maybe lead this time.
                         _ => {
-                            if let Some(value) = miss.target.lookup(miss.key, miss.hash)? {
+                            if let Some(value) = self.look_again(py, miss.target, miss.key, miss.hash)? {
                                 return Ok(Done::hit(value));
                             }
                         }
@@ -542,12 +601,22 @@ impl Memo {
     ) -> PyResult<Done> {
         let Miss { target, call, key, hash } = miss;
         let (target, key, hash) = (*target, *key, *hash);
-        if let Some(value) = target.lookup(key, hash)? {
+        if let Some(value) = self.look_again(py, target, key, hash)? {
             return Ok(Done::hit(value));
         }
-        let value = self.func.bind(py).call(call.args, call.kwargs)?;
-        self.keep(target, key, hash, &value, pending)?;
-        Ok(Done::miss(value.unbind()))
+        let func = self.func.bind(py);
+        let Some(tier) = &self.l2 else {
+            let value = func.call(call.args, call.kwargs)?;
+            self.keep(target, key, hash, &value, &value, pending)?;
+            return Ok(Done::miss(value.unbind()));
+        };
+        // No lock is held: the tier does its network I/O (and runs the function) here.
+        let loaded = tier.load(py, func, key, call.args, call.kwargs)?;
+        if let Some(record) = &loaded.record {
+            self.keep(target, key, hash, record.as_any(), &loaded.value, pending)?;
+        }
+        let value = loaded.value.unbind();
+        Ok(if loaded.computed { Done::miss(value) } else { Done::hit(value) })
     }
 
     /// Factory mode with `ttl=`: the cache the factory gave must have per-entry TTLs (a fixed
@@ -561,11 +630,13 @@ impl Memo {
     }
 
     /// Stores a leader's result with its lifetime, unless its call was invalidated meanwhile.
+    /// `stored` is what the cache keeps: `value` itself, or its `TieredValue`.
     pub(super) fn keep<C: MemoCache + ?Sized>(
         &self,
         target: Target<'_, '_, C>,
         key: &Bound<'_, PyAny>,
         hash: u32,
+        stored: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
         pending: Option<&Pending>,
     ) -> PyResult<()> {
@@ -579,7 +650,7 @@ impl Memo {
                 Some(crate::convert::vttl_seconds(Some(&seconds))?.unwrap_or(f64::INFINITY))
             }
         };
-        target.store(key, hash, value, Put { ttl, stale: pending.map(|p| &p.stale) })
+        target.store(key, hash, stored, Put { ttl, stale: pending.map(|p| &p.stale) })
     }
 
     /// `cache_invalidate(*args, **kwargs)`: removes the entry the call with these arguments
@@ -591,7 +662,11 @@ impl Memo {
         let key = self.make_key(&self.key_args(call.args), kwargs.as_ref())?;
         let hash = hash_key(&key)?;
         self.pending.invalidate(py, &key, hash)?;
-        target.invalidate(&key, hash)
+        let here = target.invalidate(&key, hash)?;
+        match &self.l2 {
+            None => Ok(here),
+            Some(tier) => Ok(tier.invalidate(&key)?.is_truthy()? || here),
+        }
     }
 }
 

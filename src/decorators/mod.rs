@@ -5,9 +5,11 @@ mod async_call;
 // CPython only, like the mapping slots (see `lib.rs`).
 #[cfg(not(PyPy))]
 mod call_slots;
+mod key_codec;
 mod keys;
 mod memo;
 mod pending;
+mod tiered;
 mod wrappers;
 
 use cachebox_macros::decorator_factory;
@@ -18,7 +20,9 @@ use pyo3::types::{PyDict, PyTuple};
 
 #[cfg(not(PyPy))]
 pub use call_slots::{install as install_call_slots, NativeVectorcalls};
+pub use key_codec::{_decode_key, _encode_key};
 pub use memo::{EVENT_HIT, EVENT_MISS};
+pub use tiered::TieredValue;
 pub use wrappers::{BoundCachedFunction, CachedCall, CachedFunction, Decorator};
 
 use crate::base::BaseCacheImpl;
@@ -94,6 +98,7 @@ fn decorator(
     callback: Option<&Bound<'_, PyAny>>,
     copy_level: Option<&Bound<'_, PyAny>>,
     ttl: Option<&Bound<'_, PyAny>>,
+    l2: Option<&Bound<'_, PyAny>>,
     method: bool,
 ) -> PyResult<Decorator> {
     let key_maker = match key_maker {
@@ -102,7 +107,7 @@ fn decorator(
     };
     let one = 1i64.into_pyobject(py)?.into_any();
     let level = copy_level.unwrap_or(&one);
-    Decorator::new(cache, &key_maker, clear_reuse, callback, level, ttl, method)
+    Decorator::new(cache, &key_maker, clear_reuse, callback, level, ttl, l2, method)
 }
 
 /// Whether `func` is memoized by cachebox: it has a `cache` attribute holding a cachebox cache.

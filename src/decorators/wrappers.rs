@@ -13,6 +13,7 @@ use pyo3::{intern, PyTraverseError};
 
 use super::async_call::{AsyncCall, Input, Step};
 use super::memo::{no_cache_attribute, CallArgs, CopyLevel, KeyMaker, Lifetime, Memo, Source};
+use super::tiered::Tier;
 use crate::base::BaseCacheImpl;
 use crate::core::native_classes;
 use crate::sync::Guarded;
@@ -31,6 +32,8 @@ pub struct Decorator {
     callback: Option<Py<PyAny>>,
     copy_level: CopyLevel,
     lifetime: Lifetime,
+    /// `l2=`: the shared second tier (bound to each function it decorates).
+    l2: Option<Py<PyAny>>,
     method: bool,
 }
 
@@ -75,6 +78,7 @@ fn copy_level(level: &Bound<'_, PyAny>) -> PyResult<CopyLevel> {
 impl Decorator {
     /// Validates `cache` as BEHAVIOUR.md §13.2 (`cached`) and §13.8 (`cachedmethod`) say.
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cache: Option<&Bound<'_, PyAny>>,
         key_maker: &Bound<'_, PyAny>,
@@ -82,6 +86,7 @@ impl Decorator {
         callback: Option<&Bound<'_, PyAny>>,
         level: &Bound<'_, PyAny>,
         ttl: Option<&Bound<'_, PyAny>>,
+        l2: Option<&Bound<'_, PyAny>>,
         method: bool,
     ) -> PyResult<Self> {
         let cache = cache.filter(|c| !c.is_none());
@@ -121,6 +126,7 @@ impl Decorator {
             callback: callback.filter(|c| !c.is_none()).map(|c| c.clone().unbind()),
             copy_level: copy_level(level)?,
             lifetime,
+            l2: l2.filter(|t| !t.is_none()).map(|t| t.clone().unbind()),
             method,
         })
     }
@@ -174,6 +180,21 @@ impl Decorator {
         let key_maker = self.key_maker(py);
         let fast =
             matches!((&source, &key_maker), (Source::Fixed { native: Some(_), .. }, KeyMaker::Default)) && !self.method;
+        let inspect = py.import(intern!(py, "inspect"))?;
+        let is_async = inspect.call_method1(intern!(py, "iscoroutinefunction"), (func,))?.is_truthy()?;
+        let (l2, link) = match &self.l2 {
+            None => (None, None),
+            Some(tier) => {
+                if matches!(key_maker, KeyMaker::Hashed) {
+                    return Err(PyTypeError::new_err(
+                        "l2= needs keys that are the same in every process: make_hash_key's are salted \
+                         per process (use make_key or make_typed_key)",
+                    ));
+                }
+                let (tier, link) = Tier::bind(tier.bind(py), func, is_async)?;
+                (Some(tier), Some(link))
+            }
+        };
         let memo = Memo {
             fast,
             func: func.clone().unbind(),
@@ -187,17 +208,20 @@ impl Decorator {
             hits: Default::default(),
             misses: Default::default(),
             pending: Default::default(),
+            l2,
         };
-        let inspect = py.import(intern!(py, "inspect"))?;
-        let is_async = inspect.call_method1(intern!(py, "iscoroutinefunction"), (func,))?.is_truthy()?;
         // Async calls build an awaitable through `__call__`: no vectorcall for them (a null
         // pointer makes CPython use `tp_call`).
         #[cfg(not(PyPy))]
         let vectorcall = (!is_async).then(|| super::call_slots::entry_for(py, &memo));
+        let memo = Arc::new(memo);
+        if let Some(link) = &link {
+            link.get().connect(&memo);
+        }
         let wrapper = Py::new(
             py,
             CachedFunction {
-                memo: Some(Arc::new(memo)),
+                memo: Some(memo),
                 is_async,
                 factory,
                 #[cfg(not(PyPy))]
@@ -218,6 +242,7 @@ impl Decorator {
         if let Lifetime::Computed(ttl) = &self.lifetime {
             visit.call(ttl)?;
         }
+        visit.call(&self.l2)?;
         visit.call(&self.callback)
     }
 }
@@ -312,7 +337,7 @@ fn cache_info<'py>(wrapper: &Bound<'py, CachedFunction>) -> PyResult<Bound<'py, 
 
 /// Clears the cache, the hit/miss counters and the calls in flight of a cached function.
 #[pyfunction]
-fn cache_clear(wrapper: &Bound<'_, CachedFunction>) -> PyResult<()> {
+fn cache_clear<'py>(wrapper: &Bound<'py, CachedFunction>) -> PyResult<Bound<'py, PyAny>> {
     let py = wrapper.py();
     let memo = wrapper.get().memo();
     let Source::Fixed { cache, .. } = &memo.source else { return Err(no_cache_attribute("cache_clear")) };
@@ -321,7 +346,12 @@ fn cache_clear(wrapper: &Bound<'_, CachedFunction>) -> PyResult<()> {
     cache.bind(py).call_method(intern!(py, "clear"), (), Some(&kwargs))?;
     memo.hits.reset();
     memo.misses.reset();
-    memo.pending.clear(py)
+    memo.pending.clear(py)?;
+    match &memo.l2 {
+        None => Ok(py.None().into_bound(py)),
+        // The second tier's answer: `None`, or an awaitable with an async client.
+        Some(tier) => tier.clear(py),
+    }
 }
 
 impl CachedFunction {
@@ -477,6 +507,9 @@ impl CachedFunction {
         }
         if let Lifetime::Computed(ttl) = &memo.lifetime {
             visit.call(ttl)?;
+        }
+        if let Some(tier) = &memo.l2 {
+            tier.traverse(&visit)?;
         }
         visit.call(&memo.callback)
     }

@@ -27,6 +27,8 @@ from typing import (
 
 from typing_extensions import Concatenate, ParamSpec, Self, TypeAlias, disjoint_base
 
+from cachebox.redis_tier import RedisTier
+
 # The public API, which the package re-exports (`from ._core import *`).
 __all__ = [
     "EVENT_HIT",
@@ -40,6 +42,7 @@ __all__ = [
     "LRUCache",
     "RRCache",
     "TTLCache",
+    "TieredValue",
     "VTTLCache",
     "__version__",
     "cached",
@@ -435,6 +438,16 @@ class Frozen(BaseCacheImpl[_KT, _VT]):
 # ---------------------------------------------------------------------------------------------
 # Decorators
 
+@final
+class TieredValue:
+    """What the first tier holds for a function with `l2=`: the value, and how long it may
+    still be served (never past its copy in the second tier)."""
+
+    @property
+    def value(self) -> Any: ...
+    @property
+    def expires_in(self) -> float: ...
+
 class CacheInfo(NamedTuple):
     """What `cache_info()` of a cached function returns."""
 
@@ -473,6 +486,10 @@ def _freeze_clock(frozen: bool = True) -> None:
 
 def _followers(func: CachedFunction[..., Any, Any]) -> int:
     """Test hook: how many callers of `func` wait for another caller's computation."""
+def _encode_key(key: object) -> bytes:
+    """The shared tier's canonical encoding of a key (the same in every process)."""
+def _decode_key(data: bytes) -> Any:
+    """The key `_encode_key` encoded; `ValueError` for bytes it did not write."""
 
 _R = TypeVar("_R")
 _R_co = TypeVar("_R_co", covariant=True)
@@ -607,6 +624,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cached(
@@ -617,6 +635,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cached(
@@ -627,6 +646,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[Cache[Any, Any]]: ...
 @overload
 def cached(
@@ -637,6 +657,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cached(
@@ -647,6 +668,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[RRCache[Any, Any]]: ...
 @overload
 def cached(
@@ -657,6 +679,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[LRUCache[Any, Any]]: ...
 @overload
 def cached(
@@ -667,6 +690,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[LFUCache[Any, Any]]: ...
 @overload
 def cached(
@@ -677,6 +701,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[TTLCache[Any, Any]]: ...
 @overload
 def cached(
@@ -687,6 +712,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: _CallTTL | None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[VTTLCache[Any, Any]]: ...
 @overload
 def cached(
@@ -697,6 +723,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[Frozen[Any, Any]]: ...
 @overload
 def cached(
@@ -707,6 +734,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[BaseCacheImpl[Any, Any]]: ...
 @overload
 def cached(
@@ -717,6 +745,7 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: _CallTTL | None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[None]: ...
 
 # `cachedmethod` is `cached` for methods: the first argument (`self`) is left out of the key.
@@ -730,6 +759,7 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -740,6 +770,7 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -750,6 +781,7 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[Cache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -760,6 +792,7 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[FIFOCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -770,6 +803,7 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[RRCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -780,6 +814,7 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[LRUCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -790,6 +825,7 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[LFUCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -800,6 +836,7 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[TTLCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -810,6 +847,7 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: _CallTTL | None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[VTTLCache[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -820,6 +858,7 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[Frozen[Any, Any]]: ...
 @overload
 def cachedmethod(
@@ -830,4 +869,5 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
+    l2: RedisTier | None = None,
 ) -> Decorator[BaseCacheImpl[Any, Any]]: ...

@@ -1,0 +1,60 @@
+"""Shared pieces of the shared tier's tests: clients, namespaces and command counts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+import cachebox
+
+
+def client_for(server, **kwargs) -> redis.Redis:
+    """A client as the README advises: short timeouts, at most one retry."""
+    kwargs.setdefault("socket_timeout", 0.5)
+    kwargs.setdefault("socket_connect_timeout", 0.5)
+    kwargs.setdefault("retry", Retry(NoBackoff(), 1))
+    return redis.Redis(host="127.0.0.1", port=server.port, **kwargs)
+
+
+def new_namespace() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+def commands(client: redis.Redis) -> dict[str, int]:
+    """Calls per command so far (``INFO commandstats``), without the INFO calls themselves."""
+    stats = client.info("commandstats")
+    counts = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+    counts.pop("info", None)
+    return counts
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+
+
+def namespace_keys(client: redis.Redis, namespace: str) -> list[bytes]:
+    return sorted(client.scan_iter(match=f"{namespace}:*"))
+
+
+def make_tier(server, namespace: str | None = None, wait: bool = True, **options) -> cachebox.RedisTier:
+    """A tier on ``server``, its subscription up (unless ``wait`` is false): a first tier is
+    emptied when its subscription comes up, which would race with what a test checks."""
+    options.setdefault("ttl", 60)
+    tier = cachebox.RedisTier(client_for(server), namespace=namespace or new_namespace(), **options)
+    if wait:
+        assert subscribed(tier), "the tier did not subscribe within 10 s"
+    return tier
+
+
+def subscribed(*tiers, timeout: float = 10.0) -> bool:
+    """Waits until every tier's invalidation subscription is up."""
+    deadline = time.monotonic() + timeout
+    while not all(t.stats().subscribed for t in tiers):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
