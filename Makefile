@@ -170,8 +170,14 @@ typecheck: $(VPY) $(TYPING_PY) ## stubtest, mypy and pyright over the typed usag
 	cd .build/typing && ../../$(TYPING_PY) -m mypy --config-file= --strict --no-incremental ../../tests/typing/usage.py
 
 .PHONY: bench
-bench: build ## Side-by-side benchmarks vs cachebox 6.2.10, functools, cachetools, lru-dict (BENCH_ARGS=--quick)
+bench: build redis-server ## Side-by-side benchmarks vs cachebox 6.2.10, functools, cachetools, lru-dict (BENCH_ARGS=--quick); then the shared tier's
 	$(VPY) benches/run.py $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-tier
+
+.PHONY: bench-tier
+bench-tier: build redis-server ## The shared tier on a private redis-server: L1 hit with and without l2, L2 hit vs a read by hand, round trips
+	$(VPY) -m pip install $(PIP_FLAGS) "redis>=4.5.4"
+	$(VPY) benches/tier_bench.py
 
 # PyPy's numbers: the yardstick's anchors do not all install on PyPy (lru-dict needs headers
 # that PyPy lacks), so benches/pypy_ab.py times cachebox (a release build) against cachetools

@@ -114,15 +114,32 @@ mod coarse {
     }
 
     /// Seconds on `clock`.
-    #[allow(unsafe_code)]
     #[inline]
     fn read(clock: i32) -> Option<f64> {
+        read_ns(clock).map(|ns| ns as f64 * 1e-9)
+    }
+
+    /// Nanoseconds on `clock`.
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    fn read_ns(clock: i32) -> Option<i64> {
         let mut ts = Timespec { sec: 0, nsec: 0 };
         // SAFETY: `clock_gettime` (POSIX, in the C library std links) writes one `timespec`
         // (two 64-bit fields on 64-bit Linux, matching `Timespec`) to the pointer it is given,
         // a live local here; it has no other effect.
         let ok = unsafe { clock_gettime(clock, &mut ts) } == 0;
-        ok.then_some(ts.sec as f64 + ts.nsec as f64 * 1e-9)
+        // A monotonic clock counts from boot: its nanoseconds fit an i64 for 292 years.
+        ok.then_some(ts.sec.wrapping_mul(1_000_000_000).wrapping_add(ts.nsec))
+    }
+
+    /// `CLOCK_MONOTONIC_COARSE` and `CLOCK_MONOTONIC` in nanoseconds, for `RealDeadline`.
+    #[inline]
+    pub fn coarse_ns() -> Option<i64> {
+        read_ns(CLOCK_MONOTONIC_COARSE)
+    }
+
+    pub fn precise_ns() -> Option<i64> {
+        read_ns(CLOCK_MONOTONIC)
     }
 
     /// What to add to a raw coarse reading to put it on `now()`'s clock (`None`: no coarse
@@ -154,6 +171,56 @@ mod coarse {
     pub fn now() -> Option<f64> {
         None
     }
+
+    #[inline]
+    pub fn coarse_ns() -> Option<i64> {
+        None
+    }
+
+    pub fn precise_ns() -> Option<i64> {
+        None
+    }
+}
+
+/// A deadline in real monotonic time, for what mirrors a lifetime kept elsewhere (a Redis
+/// entry's, which runs in real time): the test hooks never move it. Checking it reads only the
+/// coarse clock, which lags the precise one by up to a tick; the deadline is set that much
+/// early (`TICK_MARGIN_NS`), so it is never passed late.
+#[derive(Clone, Copy, Debug)]
+pub struct RealDeadline(i64);
+
+/// More than a scheduler tick (1 to 10 ms).
+const TICK_MARGIN_NS: i64 = 20_000_000;
+
+impl RealDeadline {
+    /// `seconds` from now.
+    pub fn after(seconds: f64) -> Self {
+        let ns = (seconds * 1e9).clamp(0.0, i64::MAX as f64 / 2.0) as i64;
+        match coarse::precise_ns() {
+            Some(now) => Self(now.saturating_add(ns).saturating_sub(TICK_MARGIN_NS)),
+            None => Self(instant_ns().saturating_add(ns)),
+        }
+    }
+
+    #[inline]
+    pub fn passed(self) -> bool {
+        match coarse::coarse_ns() {
+            Some(now) => now >= self.0,
+            None => instant_ns() >= self.0,
+        }
+    }
+
+    /// Seconds left (0 once passed).
+    pub fn remaining(self) -> f64 {
+        let now = coarse::precise_ns().unwrap_or_else(instant_ns);
+        (self.0.saturating_sub(now)).max(0) as f64 * 1e-9
+    }
+}
+
+/// Nanoseconds on `Instant`'s clock since `BASE`, where there is no coarse clock.
+fn instant_ns() -> i64 {
+    let base = BASE.get_or_init(Instant::now);
+    i64::try_from(base.elapsed().as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// Moves the clock forward by `seconds` for every cache in the process (tests only).
@@ -226,6 +293,18 @@ mod tests {
             assert!(coarse <= precise + 1e-6, "coarse {coarse} ahead of {precise}");
             assert!(precise - coarse < super::coarse::MARGIN, "coarse {coarse} lags {precise}");
         }
+    }
+
+    #[test]
+    fn real_deadlines_pass_early_never_late() {
+        let deadline = super::RealDeadline::after(0.05);
+        assert!(!deadline.passed());
+        assert!(deadline.remaining() <= 0.05 && deadline.remaining() > 0.0);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(deadline.passed());
+        assert_eq!(deadline.remaining(), 0.0);
+        assert!(super::RealDeadline::after(0.0).passed() || super::RealDeadline::after(0.0).remaining() == 0.0);
+        assert!(!super::RealDeadline::after(1e300).passed());
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod prefetch;
 mod pypy_new;
 mod store;
 mod sync;
+mod tier;
 
 /// Internals re-exported for the cargo-fuzz target in `tests/fuzz/rust` (not a public API).
 #[doc(hidden)]
@@ -50,8 +51,8 @@ mod _core {
     use crate::base::{BaseCacheImpl, Frozen};
     #[pymodule_export]
     use crate::decorators::{
-        _decode_key, _encode_key, cached, cachedmethod, is_cached, make_hash_key, make_key, make_typed_key,
-        BoundCachedFunction, CachedCall, CachedFunction, Decorator, TieredValue,
+        cached, cachedmethod, is_cached, make_hash_key, make_key, make_typed_key, BoundCachedFunction, CachedCall,
+        CachedFunction, Decorator, TieredValue,
     };
 
     use pyo3::prelude::*;
@@ -106,6 +107,19 @@ mod _core {
     #[pyfunction]
     fn _advance_clock(seconds: f64) {
         crate::clock::advance(seconds);
+    }
+
+    /// The canonical bytes of `key` for the shared tier: the same in every process, whatever
+    /// its hash seed or interpreter.
+    #[pyfunction]
+    fn _encode_key<'py>(key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        Ok(pyo3::types::PyBytes::new(key.py(), &crate::tier::encode_key(key)?))
+    }
+
+    /// The key that `_encode_key` wrote as `data`; `ValueError` if `data` is not such bytes.
+    #[pyfunction]
+    fn _decode_key<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        crate::tier::decode_key(py, data)
     }
 
     /// Stops (`True`) or restarts (`False`) the real TTL clock under every cache (for tests):

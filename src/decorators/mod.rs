@@ -5,7 +5,6 @@ mod async_call;
 // CPython only, like the mapping slots (see `lib.rs`).
 #[cfg(not(PyPy))]
 mod call_slots;
-mod key_codec;
 mod keys;
 mod memo;
 mod pending;
@@ -20,7 +19,6 @@ use pyo3::types::{PyDict, PyTuple};
 
 #[cfg(not(PyPy))]
 pub use call_slots::{install as install_call_slots, NativeVectorcalls};
-pub use key_codec::{_decode_key, _encode_key};
 pub use memo::{EVENT_HIT, EVENT_MISS};
 pub use tiered::TieredValue;
 pub use wrappers::{BoundCachedFunction, CachedCall, CachedFunction, Decorator};

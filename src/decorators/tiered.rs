@@ -26,8 +26,8 @@ use crate::convert::hash_key;
 #[pyclass(module = "cachebox", frozen, name = "TieredValue")]
 pub struct TieredValue {
     value: Py<PyAny>,
-    /// When the second tier's copy expires, on `clock::now`'s timeline.
-    deadline: f64,
+    /// When the second tier's copy expires: real time, as Redis keeps it.
+    deadline: clock::RealDeadline,
     epoch: u64,
 }
 
@@ -42,7 +42,7 @@ impl TieredValue {
     /// Seconds until the entry stops being served (0 once it has).
     #[getter]
     fn expires_in(&self) -> f64 {
-        (self.deadline - clock::now()).max(0.0)
+        self.deadline.remaining()
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -93,7 +93,7 @@ impl Tier {
     pub fn fresh(&self, py: Python<'_>, stored: Py<PyAny>) -> Option<Py<PyAny>> {
         let stored = stored.into_bound(py);
         let record = stored.cast_exact::<TieredValue>().ok()?.get();
-        if record.epoch != self.epoch.load(Ordering::Acquire) || clock::expired(record.deadline) {
+        if record.epoch != self.epoch.load(Ordering::Acquire) || record.deadline.passed() {
             return None;
         }
         Some(record.value.clone_ref(py))
@@ -117,7 +117,7 @@ impl Tier {
             // An invalidation of everything (a new epoch) overtook the call: keep nothing.
             Some(left) if left > 0.0 && self.epoch.load(Ordering::Acquire) == epoch => Some(Bound::new(
                 py,
-                TieredValue { value: value.clone().unbind(), deadline: clock::now() + left, epoch },
+                TieredValue { value: value.clone().unbind(), deadline: clock::RealDeadline::after(left), epoch },
             )?),
             _ => None,
         };

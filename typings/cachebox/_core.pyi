@@ -486,8 +486,10 @@ def _freeze_clock(frozen: bool = True) -> None:
 
 def _followers(func: CachedFunction[..., Any, Any]) -> int:
     """Test hook: how many callers of `func` wait for another caller's computation."""
+
 def _encode_key(key: object) -> bytes:
     """The shared tier's canonical encoding of a key (the same in every process)."""
+
 def _decode_key(data: bytes) -> Any:
     """The key `_encode_key` encoded; `ValueError` for bytes it did not write."""
 

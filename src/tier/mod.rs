@@ -1,0 +1,5 @@
+//! The shared second tier's native parts.
+
+mod key_codec;
+
+pub use key_codec::{decode_key, encode_key};
