@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import inspect
+import itertools
 import os
 import pickle
 import random
@@ -119,7 +120,7 @@ class _Pickle:
     def dumps(self, value: Any) -> bytes:
         return pickle.dumps(value, protocol=self.protocol)
 
-    def loads(self, data: bytes) -> Any:
+    def loads(self, data: bytes | memoryview) -> Any:
         return pickle.loads(data)
 
 
@@ -136,6 +137,9 @@ class _Breaker:
         self._since = 0.0
 
     def allow(self) -> bool:
+        # Closed is the common case, and reading one attribute needs no lock.
+        if self._state == "closed":
+            return True
         with self._lock:
             if self._state == "closed":
                 return True
@@ -338,6 +342,8 @@ class RedisTier:
         self.version = str(version)
         self._secret = bytes(secret) if secret is not None else None
         self._serializer = _serializer(serializer)
+        # pickle reads a buffer in place; a serializer of the user's gets bytes.
+        self._copy_payload = not isinstance(self._serializer, _Pickle)
         self._is_async = _is_async_client(client)
         self._prefix = f"{namespace}:{_FORMAT}:"
         self._channel = f"{self._prefix}events"
@@ -366,6 +372,8 @@ class RedisTier:
 
     def _fresh_process(self) -> None:
         self._pid = os.getpid()
+        self._token_prefix = os.urandom(12).hex() + ":"
+        self._token_count = itertools.count()
         self._state_lock = threading.Lock()
         self._counters = _Counters()
         self._breaker.reset()
@@ -459,6 +467,7 @@ class RedisTier:
         if not isinstance(raw, (bytes, bytearray)) or raw[:2] != _MAGIC:
             return False, None
         flag = raw[2:3]
+        payload: bytes | bytearray | memoryview
         if self._secret is not None:
             if flag != _SIGNED or len(raw) < 3 + _MAC_SIZE:
                 return False, None
@@ -467,14 +476,19 @@ class RedisTier:
             if not hmac.compare_digest(mac, good):
                 return False, None
         elif flag == _UNSIGNED:
-            payload = raw[3:]
+            payload = raw[3:] if self._copy_payload else memoryview(raw)[3:]
         else:
             # Signed by a tier with a secret this one lacks: it cannot be vouched for.
             return False, None
         try:
-            return True, self._serializer.loads(bytes(payload))
+            return True, self._serializer.loads(payload)
         except Exception:
             return False, None
+
+    def _token(self) -> str:
+        """A lock token no other computation anywhere uses: this process's random prefix
+        (drawn again after a fork) and a count."""
+        return f"{self._token_prefix}{next(self._token_count)}"
 
     def _expiry_ms(self) -> int:
         ttl = self.ttl
@@ -679,7 +693,7 @@ class _Binding:
         except Exception as error:
             tier._failed(error)
             return self._compute(func, args, kwargs)
-        token = os.urandom(16).hex()
+        token = tier._token()
         lock_ms = max(1, int(tier.lock_timeout * 1000))
         deadline = time.monotonic() + tier.lock_wait
         event = None
