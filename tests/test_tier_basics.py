@@ -13,7 +13,16 @@ import threading
 import time
 
 import pytest
-from tier_helpers import client_for, commands, delta, make_tier, namespace_keys, new_namespace, subscribed
+from tier_helpers import (
+    client_for,
+    commands,
+    delta,
+    make_tier,
+    namespace_keys,
+    new_namespace,
+    subscribed,
+    wait_until,
+)
 
 import cachebox
 from cachebox import LRUCache, RedisTier, VTTLCache, cached, cachedmethod
@@ -29,15 +38,6 @@ def define(tier, cache=None, calls=None, **options):
         return {"sku": sku, "value": len(str(sku)) * scale}
 
     return price, calls
-
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def test_miss_then_l2_hit_in_another_process(redis_server):

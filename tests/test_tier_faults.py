@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from tier_helpers import client_for, make_tier, new_namespace
+from tier_helpers import client_for, make_tier, new_namespace, wait_until
 
 from cachebox import LRUCache, cached
 
@@ -19,22 +19,13 @@ def define(tier, calls):
     return f
 
 
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_server_killed_mid_run_and_restarted(fresh_redis_server):
     server = fresh_redis_server
     tier = make_tier(server, breaker_failures=2, breaker_cooldown=0.5)
     calls = []
     f = define(tier, calls)
     assert f(1) == 10
-    assert wait_until(lambda: tier.stats().subscribed)
+    assert wait_until(timeout=10.0, predicate=lambda: tier.stats().subscribed)
     server.kill()
     slowest = 0.0
     for i in range(2, 30):
@@ -48,9 +39,11 @@ def test_server_killed_mid_run_and_restarted(fresh_redis_server):
     server.start()
     # The tier comes back by itself: the breaker closes, the subscription is back (and the
     # first tier was emptied then, since invalidations may have been missed).
-    assert wait_until(lambda: (f(1000 + len(calls)), tier.stats().breaker == "closed")[1])
-    assert wait_until(lambda: tier.stats().subscribed)
-    assert wait_until(lambda: 1 not in f.cache)
+    assert wait_until(
+        timeout=10.0, predicate=lambda: (f(1000 + len(calls)), tier.stats().breaker == "closed")[1]
+    )
+    assert wait_until(timeout=10.0, predicate=lambda: tier.stats().subscribed)
+    assert wait_until(timeout=10.0, predicate=lambda: 1 not in f.cache)
     before = tier.stats().hits + tier.stats().misses
     f(5000)
     assert tier.stats().misses + tier.stats().hits == before + 1
@@ -96,13 +89,13 @@ def test_pubsub_connection_killed(redis_server):
     fa, fb = define(a, calls_a), define(b, calls_b)
     fa(1)
     fb(1)
-    assert wait_until(lambda: a.stats().subscribed and b.stats().subscribed)
+    assert wait_until(timeout=10.0, predicate=lambda: a.stats().subscribed and b.stats().subscribed)
     assert 1 in fb.cache
     client_for(redis_server).client_kill_filter(_type="pubsub")
     # b re-subscribes and empties its first tier (it may have missed messages meanwhile).
-    assert wait_until(lambda: 1 not in fb.cache)
-    assert wait_until(lambda: b.stats().subscribed)
+    assert wait_until(timeout=10.0, predicate=lambda: 1 not in fb.cache)
+    assert wait_until(timeout=10.0, predicate=lambda: b.stats().subscribed)
     fb(1)
     assert 1 in fb.cache
     fa.cache_invalidate(1)
-    assert wait_until(lambda: 1 not in fb.cache)
+    assert wait_until(timeout=10.0, predicate=lambda: 1 not in fb.cache)

@@ -58,3 +58,13 @@ def subscribed(*tiers, timeout: float = 10.0) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    """Polls ``predicate`` until it is true (then true) or ``timeout`` seconds pass (false)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
