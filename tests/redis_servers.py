@@ -105,3 +105,48 @@ class RedisServer:
             self.process.send_signal(signal.SIGCONT)
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisCluster:
+    """A local Redis Cluster of ``size`` primaries (no replicas), each a private server."""
+
+    def __init__(self, size: int = 3) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed: run `make redis-server`")
+        self.nodes: list[RedisServer] = []
+        try:
+            for _ in range(size):
+                self.nodes.append(
+                    RedisServer(extra=("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"))
+                )
+            addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+            subprocess.run(
+                [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            deadline = time.monotonic() + START_TIMEOUT
+            while not all(self._state_ok(cli, node.port) for node in self.nodes):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the cluster did not reach cluster_state:ok")
+                time.sleep(0.1)
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _state_ok(cli: str, port: int) -> bool:
+        out = subprocess.run(
+            [cli, "-p", str(port), "cluster", "info"], capture_output=True, text=True, timeout=10, check=False
+        )
+        return "cluster_state:ok" in out.stdout
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
