@@ -12,6 +12,7 @@ client with its API such as valkey-py's).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import inspect
@@ -23,6 +24,7 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Generator
 from typing import Any, Callable, NamedTuple
 
 from ._core import _decode_key, _encode_key
@@ -377,8 +379,9 @@ class RedisTier:
         self._state_lock = threading.Lock()
         self._counters = _Counters()
         self._breaker.reset()
-        self._waiters: dict[bytes, set[threading.Event]] = {}
+        self._waiters: dict[bytes, set[Any]] = {}
         self._listener: threading.Thread | None = None
+        self._listener_task: asyncio.Task[None] | None = None
         self._subscribed = False
         self._closed = False
         for bindings in self._bindings.values():
@@ -420,8 +423,6 @@ class RedisTier:
             if is_async:
                 raise TypeError("an async function needs an async Redis client (redis.asyncio) for l2=")
             raise TypeError("a sync function needs a sync Redis client for l2= (this one is async)")
-        if is_async:
-            raise TypeError("l2= does not support async functions yet")
         binding = _Binding(self, _function_name(func), link)
         with self._state_lock:
             self._bindings.setdefault(binding.tag, weakref.WeakSet()).add(binding)
@@ -432,10 +433,14 @@ class RedisTier:
 
     # ---- Redis operations, each guarded ----
 
-    def _usable(self) -> bool:
+    def _prepare(self) -> None:
+        """Before an operation: start afresh in a forked child, and listen."""
         if self._pid != os.getpid():
             self._after_fork()
         self._ensure_listener()
+
+    def _usable(self) -> bool:
+        self._prepare()
         return self._breaker.allow()
 
     def _failed(self, error: BaseException) -> None:
@@ -444,10 +449,75 @@ class RedisTier:
         if not self.fail_open:
             raise error
 
-    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        reply = self._scripts[name](keys=keys, args=args)
-        self._breaker.success()
-        return reply
+    # ---- the drivers of the protocol steps (see `_Binding`) ----
+
+    def _drive(self, steps: _Steps) -> Any:
+        """Runs ``steps``: here and now for a sync client, as the returned awaitable for an
+        async one."""
+        if self._is_async:
+            return self._drive_async(steps)
+        op, result = _advance(steps, None, None)
+        while op is not None:
+            try:
+                answer = self._do(op)
+            except BaseException as error:
+                op, result = _advance(steps, None, error)
+            else:
+                op, result = _advance(steps, answer, None)
+        return result
+
+    def _do(self, op: tuple[Any, ...]) -> Any:
+        kind = op[0]
+        if kind == _RUN:
+            reply = self._scripts[op[1]](keys=op[2], args=op[3])
+            self._breaker.success()
+            return reply
+        if kind == _CALL:
+            return op[1](*op[2], **(op[3] or {}))
+        if kind == _GET:
+            raw = self.client.get(op[1])
+            self._breaker.success()
+            return raw
+        if kind == _WATCH:
+            return self._watch(op[1], _Waiter())
+        waiter, seconds = op[1], op[2]
+        waiter.event.wait(seconds)
+        waiter.event.clear()
+        return None
+
+    async def _drive_async(self, steps: _Steps) -> Any:
+        op, result = _advance(steps, None, None)
+        while op is not None:
+            try:
+                answer = await self._do_async(op)
+            except BaseException as error:
+                op, result = _advance(steps, None, error)
+            else:
+                op, result = _advance(steps, answer, None)
+        return result
+
+    async def _do_async(self, op: tuple[Any, ...]) -> Any:
+        kind = op[0]
+        if kind == _RUN:
+            # An async client can be given a deadline: no operation outlasts `op_timeout`.
+            reply = await asyncio.wait_for(self._scripts[op[1]](keys=op[2], args=op[3]), self.op_timeout)
+            self._breaker.success()
+            return reply
+        if kind == _CALL:
+            return await op[1](*op[2], **(op[3] or {}))
+        if kind == _GET:
+            raw = await asyncio.wait_for(self.client.get(op[1]), self.op_timeout)
+            self._breaker.success()
+            return raw
+        if kind == _WATCH:
+            return self._watch(op[1], _AsyncWaiter())
+        waiter, seconds = op[1], op[2]
+        try:
+            await asyncio.wait_for(waiter.event.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        waiter.event.clear()
+        return None
 
     # ---- the envelope ----
 
@@ -507,6 +577,9 @@ class RedisTier:
     # ---- invalidation listener ----
 
     def _ensure_listener(self) -> None:
+        if self._is_async:
+            self._ensure_async_listener()
+            return
         listener = self._listener
         if listener is not None or self._closed:
             return
@@ -521,6 +594,29 @@ class RedisTier:
                 )
                 self._listener = thread
                 thread.start()
+
+    def _ensure_async_listener(self) -> None:
+        """An async client's listener is a task of the running loop (its connections belong
+        to one loop); a new loop (another `asyncio.run`) gets a new one."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = self._listener_task
+        if self._closed or (task is not None and not task.done() and task.get_loop() is loop):
+            return
+        self._subscribed = False
+        self._listener_task = loop.create_task(_listen_async(weakref.ref(self)))
+
+    def _on_message(self, message: Any, channel: bytes) -> None:
+        """One message of the subscription (from either listener)."""
+        kind = message.get("type")
+        if kind in ("subscribe", b"subscribe"):
+            self._on_subscribed()
+        elif kind in ("message", b"message") and _as_bytes(message.get("channel")) == channel:
+            data = message.get("data")
+            if isinstance(data, (bytes, bytearray, str)):
+                self._dispatch(_as_bytes(data))
 
     def _on_subscribed(self) -> None:
         # Whatever was published while the subscription was down is lost: forget every first-tier
@@ -565,17 +661,16 @@ class RedisTier:
 
     def _wake(self, digest: bytes) -> None:
         with self._state_lock:
-            events = list(self._waiters.get(digest, ()))
-        for event in events:
-            event.set()
+            waiters = list(self._waiters.get(digest, ()))
+        for waiter in waiters:
+            waiter.set()
 
-    def _watch(self, digest: bytes) -> threading.Event:
-        event = threading.Event()
+    def _watch(self, digest: bytes, event: Any) -> Any:
         with self._state_lock:
             self._waiters.setdefault(digest, set()).add(event)
         return event
 
-    def _unwatch(self, digest: bytes, event: threading.Event) -> None:
+    def _unwatch(self, digest: bytes, event: Any) -> None:
         with self._state_lock:
             events = self._waiters.get(digest)
             if events is not None:
@@ -621,21 +716,12 @@ def _listen(tier_ref: Callable[[], RedisTier | None]) -> None:
                 tier = tier_ref()
                 if tier is None:
                     return
-                kind = message.get("type")
-                if kind in ("subscribe", b"subscribe"):
+                if message.get("type") in ("subscribe", b"subscribe"):
                     backoff = 0.05
-                    tier._on_subscribed()
-                elif kind in ("message", b"message") and _as_bytes(message.get("channel")) == channel:
-                    data = message.get("data")
-                    if isinstance(data, (bytes, bytearray, str)):
-                        tier._dispatch(_as_bytes(data))
+                tier._on_message(message, channel)
                 del tier
         except Exception:
-            tier = tier_ref()
-            if tier is not None:
-                tier._subscribed = False
-                tier._counters.bump("errors")
-            del tier
+            _subscription_lost(tier_ref)
         finally:
             if pubsub is not None:
                 try:
@@ -646,10 +732,103 @@ def _listen(tier_ref: Callable[[], RedisTier | None]) -> None:
         backoff = min(backoff * 2, 2.0)
 
 
+def _subscription_lost(tier_ref: Callable[[], RedisTier | None]) -> None:
+    tier = tier_ref()
+    if tier is not None:
+        tier._subscribed = False
+        tier._counters.bump("errors")
+
+
+async def _listen_async(tier_ref: Callable[[], RedisTier | None]) -> None:
+    """The invalidation listener of an async client: a task of the loop that uses the tier."""
+    backoff = 0.05
+    while True:
+        tier = tier_ref()
+        if tier is None or tier._closed:
+            return
+        pubsub = tier.client.pubsub()
+        try:
+            await asyncio.wait_for(pubsub.subscribe(tier._channel), tier.op_timeout)
+            channel = tier._channel.encode()
+            del tier
+            while True:
+                message = await pubsub.get_message(timeout=0.5)
+                tier = tier_ref()
+                if tier is None or tier._closed:
+                    return
+                if message is not None:
+                    if message.get("type") in ("subscribe", b"subscribe"):
+                        backoff = 0.05
+                    tier._on_message(message, channel)
+                del tier
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _subscription_lost(tier_ref)
+        finally:
+            try:
+                close = getattr(pubsub, "aclose", None) or pubsub.close
+                await close()
+            except Exception:
+                pass
+        await asyncio.sleep(backoff * (0.5 + random.random()))
+        backoff = min(backoff * 2, 2.0)
+
+
 def _as_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode()
     return bytes(value) if value is not None else b""
+
+
+# What a protocol step (a generator of `_Binding`) asks its driver to do; the sync driver does
+# it in the calling thread, the async one awaits it. Writing each protocol once, as steps, keeps
+# the sync and the async tier the same.
+_RUN = "run"  # (_RUN, script, keys, args): one script, one round trip
+_GET = "get"  # (_GET, key): one GET
+_CALL = "call"  # (_CALL, func, args, kwargs): the user's function (awaited when async)
+_WATCH = "watch"  # (_WATCH, digest): a waiter woken by the listener for that entry
+_WAIT = "wait"  # (_WAIT, waiter, seconds): sleep until woken or the time is up
+
+_Steps = Generator[tuple[Any, ...], Any, Any]
+
+
+def _advance(steps: _Steps, answer: Any, error: BaseException | None) -> tuple[Any, Any]:
+    """Gives ``steps`` the answer to its last operation (or throws the error it raised):
+    ``(next operation, None)``, or ``(None, result)`` when the steps are done."""
+    try:
+        return (steps.send(answer) if error is None else steps.throw(error)), None
+    except StopIteration as done:
+        return None, done.value
+
+
+class _Waiter:
+    """A thread waiting for a message about one entry."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def set(self) -> None:
+        self.event.set()
+
+
+class _AsyncWaiter:
+    """A coroutine waiting for a message about one entry (set from the listener, whatever
+    thread or loop that runs in)."""
+
+    __slots__ = ("event", "loop")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    def set(self) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.event.set)
+        except RuntimeError:  # its loop is closed: nobody waits any more
+            pass
 
 
 class _Binding:
@@ -664,13 +843,29 @@ class _Binding:
         self._link = link
         self._gen: int | None = None
 
-    def _generation(self) -> int:
+    # ---- the entry points: sync, or awaitables with an async client ----
+
+    def load(self, key: Any, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> Any:
+        """A first-tier miss of ``key``: ``(value, seconds the first tier may keep it or None,
+        whether the function ran)`` (an awaitable of it with an async client)."""
+        return self.tier._drive(self._load(key, func, args, kwargs))
+
+    def invalidate(self, key: Any, here: bool) -> Any:
+        """Drops ``key``'s entry in Redis and in every process's first tier: whether Redis or
+        (``here``) this first tier had it."""
+        return self.tier._drive(self._invalidate(key, here))
+
+    def clear(self) -> Any:
+        """Every entry of the function, in Redis (a new generation) and in every process."""
+        return self.tier._drive(self._clear())
+
+    # ---- the protocols, as steps ----
+
+    def _generation(self) -> _Steps:
         gen = self._gen
         if gen is None:
-            tier = self.tier
-            raw = tier.client.get(f"{tier._prefix}gen:{self.tag}")
-            tier._breaker.success()
-            gen = int(raw) if raw is not None and bytes(_as_bytes(raw)).isdigit() else 0
+            raw = yield (_GET, f"{self.tier._prefix}gen:{self.tag}")
+            gen = int(raw) if raw is not None and _as_bytes(raw).isdigit() else 0
             self._gen = gen
         return gen
 
@@ -679,33 +874,29 @@ class _Binding:
         base = f"{self.tier._prefix}{{{digest}}}:"
         return digest.encode(), [base + "v", base + "l", base + "x"]
 
-    def load(
-        self, key: Any, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None
-    ) -> tuple[Any, float | None, bool]:
-        """A first-tier miss of ``key``: ``(value, seconds the first tier may keep it or None,
-        whether the function ran)``."""
+    def _load(self, key: Any, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> _Steps:
         tier = self.tier
         encoded = _encode_key(key)
         if not tier._usable():
-            return self._compute(func, args, kwargs)
+            return (yield from self._compute(func, args, kwargs))
         try:
-            digest, keys = self._keys(encoded, self._generation())
+            digest, keys = self._keys(encoded, (yield from self._generation()))
         except Exception as error:
             tier._failed(error)
-            return self._compute(func, args, kwargs)
+            return (yield from self._compute(func, args, kwargs))
         token = tier._token()
         lock_ms = max(1, int(tier.lock_timeout * 1000))
         deadline = time.monotonic() + tier.lock_wait
-        event = None
+        waiter = None
         pause = 0.005
         try:
             while True:
                 sent = time.monotonic()
                 try:
-                    reply = tier._run("acquire", keys, [token, lock_ms])
+                    reply = yield (_RUN, "acquire", keys, [token, lock_ms])
                 except Exception as error:
                     tier._failed(error)
-                    return self._compute(func, args, kwargs)
+                    return (yield from self._compute(func, args, kwargs))
                 kind = int(reply[0])
                 if kind == 1:
                     ok, value = tier._open(keys[0], reply[1])
@@ -715,24 +906,24 @@ class _Binding:
                         return value, tier._l1_seconds(pttl / 1000 if pttl > 0 else tier.ttl, sent), False
                     tier._counters.bump("corrupt")
                     try:
-                        tier._run("drop_corrupt", keys[:1], [reply[1]])
+                        yield (_RUN, "drop_corrupt", keys[:1], [reply[1]])
                     except Exception as error:
                         tier._failed(error)
-                        return self._compute(func, args, kwargs)
+                        return (yield from self._compute(func, args, kwargs))
                     continue
                 if kind == 2:
                     tier._counters.bump("misses")
-                    return self._lead(digest, keys, token, reply[1], func, args, kwargs)
+                    return (yield from self._lead(digest, keys, token, reply[1], func, args, kwargs))
                 # Another process computes it. Listen for its value before asking again, so
                 # that a fill between this reply and the listening is not missed.
-                if event is None:
+                if waiter is None:
                     tier._counters.bump("waits")
-                    event = tier._watch(digest)
+                    waiter = yield (_WATCH, digest)
                     continue
                 left = deadline - time.monotonic()
                 if left <= 0:
                     # Waited long enough: compute here, and offer the value to the others.
-                    return self._lead(digest, keys, token, reply[2], func, args, kwargs)
+                    return (yield from self._lead(digest, keys, token, reply[2], func, args, kwargs))
                 holder_left = max(int(reply[1]), 1) / 1000
                 if tier._subscribed:
                     # A fill, a release or an invalidation wakes us; otherwise the lock expires.
@@ -741,18 +932,15 @@ class _Binding:
                     # No subscription to wake us: look again now and then, backing off.
                     wait = min(left, holder_left + 0.002, pause)
                     pause = min(pause * 2, 0.25)
-                event.wait(wait)
-                event.clear()
+                yield (_WAIT, waiter, wait)
         finally:
-            if event is not None:
-                tier._unwatch(digest, event)
+            if waiter is not None:
+                tier._unwatch(digest, waiter)
 
-    def _compute(
-        self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None
-    ) -> tuple[Any, float | None, bool]:
+    def _compute(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> _Steps:
         """Redis is unusable: compute, and let the first tier keep the value as long as the
         second would have."""
-        value = func(*args, **(kwargs or {}))
+        value = yield (_CALL, func, args, kwargs)
         return value, self.tier._l1_seconds(self.tier.ttl, time.monotonic()), True
 
     def _lead(
@@ -764,13 +952,14 @@ class _Binding:
         func: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any] | None,
-    ) -> tuple[Any, float | None, bool]:
+    ) -> _Steps:
         tier = self.tier
+        release = (_RUN, "release", keys[1:2], [token, tier._channel, b"w " + digest])
         try:
-            value = func(*args, **(kwargs or {}))
+            value = yield (_CALL, func, args, kwargs)
         except BaseException:
             try:
-                tier._run("release", keys[1:2], [token, tier._channel, b"w " + digest])
+                yield release
             except Exception as error:
                 self._note(error)
             raise
@@ -778,14 +967,19 @@ class _Binding:
         if payload is None:
             # Not serializable (or too big) for Redis: the first tier still keeps it.
             try:
-                tier._run("release", keys[1:2], [token, tier._channel, b"w " + digest])
+                yield release
             except Exception as error:
                 self._note(error)
             return value, tier._l1_seconds(tier.ttl, time.monotonic()), True
         expiry_ms = tier._expiry_ms()
         sent = time.monotonic()
         try:
-            stored = tier._run("fill", keys, [token, payload, expiry_ms, tier._channel, b"f " + digest, seen])
+            stored = yield (
+                _RUN,
+                "fill",
+                keys,
+                [token, payload, expiry_ms, tier._channel, b"f " + digest, seen],
+            )
         except Exception as error:
             self._note(error)
             return value, tier._l1_seconds(tier.ttl, sent), True
@@ -798,31 +992,26 @@ class _Binding:
         self.tier._counters.bump("errors")
         self.tier._breaker.failure()
 
-    def invalidate(self, key: Any) -> bool:
-        """Drops ``key``'s entry in Redis and in every process's first tier."""
+    def _invalidate(self, key: Any, here: bool) -> _Steps:
         tier = self.tier
         encoded = _encode_key(key)
-        if tier._pid != os.getpid():
-            tier._after_fork()
-        tier._ensure_listener()
+        tier._prepare()
         try:
-            digest, keys = self._keys(encoded, self._generation())
+            digest, keys = self._keys(encoded, (yield from self._generation()))
             # The count outlives any computation that may have seen the one before it.
             count_ms = max(1, int(max(tier.ttl, tier.lock_timeout, tier.lock_wait) * 2000))
             message = b" ".join((b"d", self.tag.encode(), digest, encoded))
-            return bool(int(tier._run("invalidate", keys, [count_ms, tier._channel, message])))
+            removed = yield (_RUN, "invalidate", keys, [count_ms, tier._channel, message])
+            return bool(int(removed)) or here
         except Exception as error:
             tier._failed(error)
-            return False
+            return here
 
-    def clear(self) -> None:
-        """Every entry of the function, in Redis (a new generation) and in every process."""
+    def _clear(self) -> _Steps:
         tier = self.tier
-        if tier._pid != os.getpid():
-            tier._after_fork()
-        tier._ensure_listener()
+        tier._prepare()
         try:
-            gen = tier._run("clear", [f"{tier._prefix}gen:{self.tag}"], [tier._channel, f"c {self.tag} "])
+            gen = yield (_RUN, "clear", [f"{tier._prefix}gen:{self.tag}"], [tier._channel, f"c {self.tag} "])
             self._gen = int(gen)
         except Exception as error:
             self._gen = None

@@ -21,10 +21,12 @@ enum Stage {
     Start,
     /// `cachebox__ignore`: just forwarding to the user's coroutine.
     Bypass(Py<PyAny>),
-    /// This call computes the value: forwarding to the user's coroutine.
+    /// This call computes the value: forwarding to the user's coroutine, or with `l2=` to the
+    /// tier's (`epoch`: the first tier's when it started, see `Tier::loaded`).
     Leading {
         lead: Option<Arc<Pending>>,
         coro: Py<PyAny>,
+        epoch: Option<u64>,
     },
     /// Another call computes it: awaiting a future resolved when it finishes.
     Following {
@@ -113,14 +115,14 @@ impl AsyncCall {
                     }
                     return Ok(step);
                 }
-                Stage::Leading { lead, coro } => {
+                Stage::Leading { lead, coro, epoch } => {
                     let mut guard = Lead { map: &self.memo.pending, pending: lead };
                     let result = match forward(py, coro.bind(py), input) {
                         Ok(Step::Yield(y)) => {
-                            self.stage = Stage::Leading { lead: guard.pending.take(), coro };
+                            self.stage = Stage::Leading { lead: guard.pending.take(), coro, epoch };
                             return Ok(Step::Yield(y));
                         }
-                        Ok(Step::Return(value)) => self.store(py, value, guard.pending.as_deref()),
+                        Ok(Step::Return(value)) => self.store(py, value, epoch, guard.pending.as_deref()),
                         Err(e) => Err(e),
                     };
                     let done = guard.settle(py, result);
@@ -177,20 +179,26 @@ impl AsyncCall {
         let (key, hash) = (key.bind(py), *hash);
         let memo = &*self.memo;
         let target = memo.target(py, self.made.as_ref().map(|m| m.bind(py)))?;
-        if let Some(value) = target.lookup(key, hash)? {
+        if let Some(value) = memo.look_again(py, target, key, hash)? {
             return Ok(Some(Done::hit(value)));
         }
         match memo.pending.join(py, key, hash, current_task_id(py)?)? {
             Role::Lead(pending) => {
                 let mut guard = Lead::new(&memo.pending, pending);
                 // As in `Memo::produce`: another leader may have stored it just before.
-                if let Some(value) = target.lookup(key, hash)? {
+                if let Some(value) = memo.look_again(py, target, key, hash)? {
                     return guard.settle(py, Ok(Done::hit(value))).map(Some);
                 }
                 let kwargs = self.kwargs.as_ref().map(|k| k.bind(py));
-                match memo.func.bind(py).call(&args, kwargs) {
-                    Ok(coro) => {
-                        self.stage = Stage::Leading { lead: guard.pending.take(), coro: coro.unbind() };
+                let func = memo.func.bind(py);
+                let started = match &memo.l2 {
+                    None => func.call(&args, kwargs).map(|coro| (coro, None)),
+                    // The tier's coroutine runs the function when it must (no lock is held).
+                    Some(tier) => tier.start_load(func, key, &args, kwargs).map(|(coro, epoch)| (coro, Some(epoch))),
+                };
+                match started {
+                    Ok((coro, epoch)) => {
+                        self.stage = Stage::Leading { lead: guard.pending.take(), coro: coro.unbind(), epoch };
                         Ok(None)
                     }
                     Err(e) => guard.settle(py, Err(e)).map(Some),
@@ -219,14 +227,27 @@ impl AsyncCall {
         }
     }
 
-    /// Stores the leader's value.
-    fn store(&self, py: Python<'_>, value: Py<PyAny>, pending: Option<&Pending>) -> PyResult<Done> {
+    /// Stores the leader's value (with `l2=`, `value` is the tier's answer).
+    fn store(&self, py: Python<'_>, value: Py<PyAny>, epoch: Option<u64>, pending: Option<&Pending>) -> PyResult<Done> {
         let Some((key, hash)) = &self.key else {
             return Err(PyRuntimeError::new_err("cached call lost its key"));
         };
         let target = self.memo.target(py, self.made.as_ref().map(|m| m.bind(py)))?;
-        self.memo.keep(target, key.bind(py), *hash, value.bind(py), value.bind(py), pending)?;
-        Ok(Done::miss(value))
+        let (key, value) = (key.bind(py), value.into_bound(py));
+        match (&self.memo.l2, epoch) {
+            (Some(tier), Some(epoch)) => {
+                let loaded = tier.loaded(py, &value, epoch)?;
+                if let Some(record) = &loaded.record {
+                    self.memo.keep(target, key, *hash, record.as_any(), &loaded.value, pending)?;
+                }
+                let value = loaded.value.unbind();
+                Ok(if loaded.computed { Done::miss(value) } else { Done::hit(value) })
+            }
+            _ => {
+                self.memo.keep(target, key, *hash, &value, &value, pending)?;
+                Ok(Done::miss(value.unbind()))
+            }
+        }
     }
 
     /// `Memo::report` (awaiting what the callback returns if that is awaitable), then the
@@ -246,7 +267,7 @@ impl AsyncCall {
     /// `close()`: stops the user's coroutine (if leading) and abandons the call.
     pub fn close(&mut self, py: Python<'_>) -> PyResult<()> {
         match std::mem::replace(&mut self.stage, Stage::Finished) {
-            Stage::Leading { lead, coro } => {
+            Stage::Leading { lead, coro, .. } => {
                 let _guard = Lead { map: &self.memo.pending, pending: lead };
                 coro.bind(py).call_method0(intern!(py, "close"))?;
             }

@@ -550,7 +550,7 @@ impl Memo {
     }
 
     /// A first-tier lookup that counts only entries that may still be served.
-    fn look_again<C: MemoCache + ?Sized>(
+    pub(super) fn look_again<C: MemoCache + ?Sized>(
         &self,
         py: Python<'_>,
         target: Target<'_, '_, C>,
@@ -655,7 +655,7 @@ impl Memo {
 
     /// `cache_invalidate(*args, **kwargs)`: removes the entry the call with these arguments
     /// would use; whether there was one. A call in flight for it is marked stale first.
-    pub fn invalidate(&self, py: Python<'_>, call: CallArgs<'_, '_>) -> PyResult<bool> {
+    pub fn invalidate<'py>(&self, py: Python<'py>, call: CallArgs<'_, 'py>) -> PyResult<Bound<'py, PyAny>> {
         let (_, kwargs) = Self::split_ignore(call.kwargs)?;
         let made = self.call_cache(call.args)?;
         let target = self.target(py, made.as_ref())?;
@@ -664,8 +664,9 @@ impl Memo {
         self.pending.invalidate(py, &key, hash)?;
         let here = target.invalidate(&key, hash)?;
         match &self.l2 {
-            None => Ok(here),
-            Some(tier) => Ok(tier.invalidate(&key)?.is_truthy()? || here),
+            None => Ok(pyo3::types::PyBool::new(py, here).to_owned().into_any()),
+            // A bool, or with an async client an awaitable of it.
+            Some(tier) => tier.invalidate(&key, here),
         }
     }
 }

@@ -109,9 +109,28 @@ impl Tier {
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Loaded<'py>> {
+        let (answer, epoch) = self.start_load(func, key, args, kwargs)?;
+        self.loaded(py, &answer, epoch)
+    }
+
+    /// An async leader's miss: the awaitable of the tier's answer, and the epoch `loaded`
+    /// needs.
+    pub fn start_load<'py>(
+        &self,
+        func: &Bound<'py, PyAny>,
+        key: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<(Bound<'py, PyAny>, u64)> {
+        let py = key.py();
         let epoch = self.epoch.load(Ordering::Acquire);
         let answer = self.binding.bind(py).call_method1(intern!(py, "load"), (key, func, args, kwargs))?;
-        // `(value, seconds_left or None, computed)`: `None` when nothing may be kept.
+        Ok((answer, epoch))
+    }
+
+    /// The tier's answer, `(value, seconds_left or None, computed)`, as what to keep: `None`
+    /// for seconds when nothing may be kept.
+    pub fn loaded<'py>(&self, py: Python<'py>, answer: &Bound<'py, PyAny>, epoch: u64) -> PyResult<Loaded<'py>> {
         let (value, left, computed): (Bound<'py, PyAny>, Option<f64>, bool) = answer.extract()?;
         let record = match left {
             // An invalidation of everything (a new epoch) overtook the call: keep nothing.
@@ -125,10 +144,10 @@ impl Tier {
     }
 
     /// `cache_invalidate`: the key's entry in the second tier and in every process's first
-    /// tier; whether the second tier had one.
-    pub fn invalidate<'py>(&self, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    /// tier. Whether either tier had one (`here`: this first tier), or an awaitable of it.
+    pub fn invalidate<'py>(&self, key: &Bound<'py, PyAny>, here: bool) -> PyResult<Bound<'py, PyAny>> {
         let py = key.py();
-        self.binding.bind(py).call_method1(intern!(py, "invalidate"), (key,))
+        self.binding.bind(py).call_method1(intern!(py, "invalidate"), (key, here))
     }
 
     /// `cache_clear`: every entry of the function, in every tier and process.

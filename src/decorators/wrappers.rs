@@ -427,12 +427,12 @@ impl CachedFunction {
     /// Removes the cached result of the call with these arguments; whether there was one. A
     /// call of them in flight is not cancelled, but its result is not stored.
     #[pyo3(signature = (*args, **kwargs))]
-    fn cache_invalidate(
+    fn cache_invalidate<'py>(
         &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<bool> {
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.memo().invalidate(py, CallArgs { args, kwargs })
     }
 
@@ -550,12 +550,12 @@ impl BoundCachedFunction {
 
     /// Removes the cached result of `obj.method(*args, **kwargs)`; whether there was one.
     #[pyo3(signature = (*args, **kwargs))]
-    fn cache_invalidate(
+    fn cache_invalidate<'py>(
         &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<bool> {
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.func.get().memo().invalidate(py, CallArgs { args: &self.with_self(args)?, kwargs })
     }
 
