@@ -9,6 +9,7 @@ installs it (``make redis-server``), so they are never skipped.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,6 +25,25 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_cluster_port() -> int:
+    """A free port for a cluster node: its bus port (10000 higher) must be free too, so the
+    port is at most 55535."""
+    for _ in range(1000):
+        port = random.randint(20000, 55535)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 def _ping(port: int, timeout: float = 0.5) -> bool:
@@ -118,7 +138,10 @@ class RedisCluster:
         try:
             for _ in range(size):
                 self.nodes.append(
-                    RedisServer(extra=("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"))
+                    RedisServer(
+                        port=free_cluster_port(),
+                        extra=("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"),
+                    )
                 )
             addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
             subprocess.run(
