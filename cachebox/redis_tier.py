@@ -47,27 +47,35 @@ _MIN_L1_SECONDS = 0.05
 # it computed moves the count, and its result (computed from what may be stale) is not kept.
 #
 # ACQUIRE: the value and its remaining life; or the lock for this token; or the holder's
-# remaining time. One round trip either way.
+# remaining time. One round trip either way. Keys that are not the tier's (another type, or a
+# lock with no expiry, which no tier writes) are deleted, so that foreign data in the namespace
+# is a miss and never wedges the entry.
 _ACQUIRE = """
-local v = redis.call('GET', KEYS[1])
+local function readable(key)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' and v.err then redis.call('DEL', key) return false end
+  return v
+end
+local v = readable(KEYS[1])
 if v then return {1, v, redis.call('PTTL', KEYS[1])} end
-local seen = redis.call('GET', KEYS[3]) or ''
+local seen = readable(KEYS[3]) or ''
+if redis.call('PTTL', KEYS[2]) == -1 then redis.call('DEL', KEYS[2]) end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, seen} end
 return {3, redis.call('PTTL', KEYS[2]), seen}
 """
 # FILL: stores the value unless an invalidation came after the computation started, releases
 # this token's lock, and wakes the waiters.
 _FILL = """
-local stale = (redis.call('GET', KEYS[3]) or '') ~= ARGV[6]
+local stale = (redis.pcall('GET', KEYS[3]) or '') ~= ARGV[6]
 if not stale then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if redis.pcall('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 if stale then return 0 end
 return 1
 """
 # RELEASE: the computation failed; free the lock at once so another process may try.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
@@ -76,20 +84,22 @@ return 1
 _INVALIDATE = """
 local n = redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2])
-redis.call('INCR', KEYS[3])
+local c = redis.pcall('INCR', KEYS[3])
+if type(c) == 'table' and c.err then redis.call('DEL', KEYS[3]) redis.call('INCR', KEYS[3]) end
 redis.call('PEXPIRE', KEYS[3], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return n
 """
 # CLEAR: a new generation for the function; its old entries are never read again and expire.
 _CLEAR = """
-local g = redis.call('INCR', KEYS[1])
+local g = redis.pcall('INCR', KEYS[1])
+if type(g) == 'table' and g.err then redis.call('DEL', KEYS[1]) g = redis.call('INCR', KEYS[1]) end
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. g)
 return g
 """
 # DROP_CORRUPT: delete an unreadable value, unless it was replaced meanwhile.
 _DROP_CORRUPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -276,6 +286,91 @@ def _warn_about_retries(client: Any) -> None:
         )
 
 
+def _is_a(error: BaseException, name: str) -> bool:
+    """Whether ``error`` is of the client's exception class ``name`` (this module imports no
+    client, so it knows their classes by name)."""
+    return any(cls.__name__ == name for cls in type(error).__mro__)
+
+
+def _wrong_type(error: BaseException) -> bool:
+    """A reply of the server: the key holds another type than the command works on."""
+    return _is_a(error, "ResponseError") and str(error).startswith("WRONGTYPE")
+
+
+class _DirectLane:
+    """Scripts sent straight on a pooled connection of a plain sync client (not a cluster's,
+    not a single-connection one). The client's command path, with its retries and hooks,
+    costs more than the round trip itself on a fast network, and an L2 hit is one script.
+    The connection is dropped after any error but a reply of the server's, as the client's own
+    path would, so that a reply half read is never taken for the next one's."""
+
+    __slots__ = ("_name", "_pool")
+
+    def __init__(self, pool: Any, name: tuple[str, ...]) -> None:
+        self._pool = pool
+        self._name = name
+
+    @classmethod
+    def of(cls, client: Any) -> _DirectLane | None:
+        pool = getattr(client, "connection_pool", None)
+        if (
+            pool is None
+            or getattr(client, "connection", None) is not None
+            or hasattr(client, "nodes_manager")
+            or not all(callable(getattr(pool, m, None)) for m in ("get_connection", "release"))
+        ):
+            return None
+        try:
+            parameter = inspect.signature(pool.get_connection).parameters.get("command_name")
+        except (TypeError, ValueError):
+            return None
+        # Older clients want the command's name; newer ones warn when they get it.
+        needs_name = parameter is not None and parameter.default is inspect.Parameter.empty
+        return cls(pool, ("EVALSHA",) if needs_name else ())
+
+    def get_with_pttl(self, key: str) -> tuple[Any, Any]:
+        """GET and PTTL of ``key``, pipelined: one round trip, no script to run."""
+        pool = self._pool
+        connection = pool.get_connection(*self._name)
+        try:
+            connection.send_packed_command(connection.pack_commands([("GET", key), ("PTTL", key)]))
+            # Both replies are read even when the first is an error, or the second would be
+            # taken for the next command's.
+            replies = []
+            for _ in range(2):
+                try:
+                    replies.append(connection.read_response())
+                except Exception as error:
+                    if not _is_a(error, "ResponseError"):
+                        raise
+                    replies.append(error)
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+        raw, pttl = replies
+        if isinstance(raw, BaseException) and _wrong_type(raw):
+            raw = None  # not the tier's: the script deletes it
+        for reply in (raw, pttl):
+            if isinstance(reply, BaseException):
+                raise reply
+        return raw, pttl
+
+    def evalsha(self, sha: str, keys: list[Any], args: list[Any]) -> Any:
+        pool = self._pool
+        connection = pool.get_connection(*self._name)
+        try:
+            connection.send_packed_command(connection.pack_command("EVALSHA", sha, len(keys), *keys, *args))
+            return connection.read_response()
+        except BaseException as error:
+            if not _is_a(error, "ResponseError"):
+                connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
+
 class RedisTier:
     """A second tier shared by every process that uses the same Redis and namespace.
 
@@ -350,6 +445,7 @@ class RedisTier:
         self._prefix = f"{namespace}:{_FORMAT}:"
         self._channel = f"{self._prefix}events"
         self._breaker = _Breaker(breaker_failures, _positive("breaker_cooldown", breaker_cooldown))
+        self._lane = None if self._is_async else _DirectLane.of(client)
         if not self._is_async:
             _bound_timeouts(client, self.op_timeout)
             _warn_about_retries(client)
@@ -434,10 +530,10 @@ class RedisTier:
     # ---- Redis operations, each guarded ----
 
     def _prepare(self) -> None:
-        """Before an operation: start afresh in a forked child, and listen."""
-        if self._pid != os.getpid():
-            self._after_fork()
-        self._ensure_listener()
+        """Before an operation: make sure the listener runs (a forked child has started afresh
+        already, through the at-fork hook)."""
+        if self._listener is None:
+            self._ensure_listener()
 
     def _usable(self) -> bool:
         self._prepare()
@@ -469,7 +565,19 @@ class RedisTier:
     def _do(self, op: tuple[Any, ...]) -> Any:
         kind = op[0]
         if kind == _RUN:
-            reply = self._scripts[op[1]](keys=op[2], args=op[3])
+            script = self._scripts[op[1]]
+            lane = self._lane
+            if lane is None:
+                reply = script(keys=op[2], args=op[3])
+            else:
+                try:
+                    reply = lane.evalsha(script.sha, op[2], op[3])
+                except Exception as error:
+                    if not _is_a(error, "NoScriptError"):
+                        raise
+                    # The server lost its scripts (a restart, SCRIPT FLUSH): the client's
+                    # script object loads it again.
+                    reply = script(keys=op[2], args=op[3])
             self._breaker.success()
             return reply
         if kind == _CALL:
@@ -478,6 +586,13 @@ class RedisTier:
             raw = self.client.get(op[1])
             self._breaker.success()
             return raw
+        if kind == _PEEK:
+            lane = self._lane
+            if lane is None:
+                return None
+            raw, pttl = lane.get_with_pttl(op[1])
+            self._breaker.success()
+            return None if raw is None else (1, raw, pttl)
         if kind == _WATCH:
             return self._watch(op[1], _Waiter())
         waiter, seconds = op[1], op[2]
@@ -509,6 +624,8 @@ class RedisTier:
             raw = await asyncio.wait_for(self.client.get(op[1]), self.op_timeout)
             self._breaker.success()
             return raw
+        if kind == _PEEK:
+            return None
         if kind == _WATCH:
             return self._watch(op[1], _AsyncWaiter())
         waiter, seconds = op[1], op[2]
@@ -563,7 +680,7 @@ class RedisTier:
     def _expiry_ms(self) -> int:
         ttl = self.ttl
         if self.ttl_jitter:
-            ttl *= 1.0 - self.ttl_jitter * random.random()
+            ttl *= 1.0 - self.ttl_jitter * _jitter.random()
         return max(1, int(ttl * 1000))
 
     def _l1_seconds(self, seconds: float, since: float) -> float | None:
@@ -680,10 +797,14 @@ class RedisTier:
 
 
 _UNDECODABLE = object()
+# The tier's own random numbers (jitter): drawing from the `random` module's would move the
+# sequence a program seeded for itself, from threads it does not know about.
+_jitter = random.Random()
 _forked_tiers: weakref.WeakSet[RedisTier] = weakref.WeakSet()
 
 
 def _reset_after_fork() -> None:
+    _jitter.seed()  # or every child would draw the same jitter as its siblings
     for tier in list(_forked_tiers):
         tier._after_fork()
 
@@ -728,7 +849,7 @@ def _listen(tier_ref: Callable[[], RedisTier | None]) -> None:
                     pubsub.close()
                 except Exception:
                     pass
-        time.sleep(backoff * (0.5 + random.random()))
+        time.sleep(backoff * (0.5 + _jitter.random()))
         backoff = min(backoff * 2, 2.0)
 
 
@@ -771,7 +892,7 @@ async def _listen_async(tier_ref: Callable[[], RedisTier | None]) -> None:
                 await close()
             except Exception:
                 pass
-        await asyncio.sleep(backoff * (0.5 + random.random()))
+        await asyncio.sleep(backoff * (0.5 + _jitter.random()))
         backoff = min(backoff * 2, 2.0)
 
 
@@ -786,6 +907,10 @@ def _as_bytes(value: Any) -> bytes:
 # the sync and the async tier the same.
 _RUN = "run"  # (_RUN, script, keys, args): one script, one round trip
 _GET = "get"  # (_GET, key): one GET
+# (_PEEK, key): ``(1, value, PTTL)`` of a value key in one round trip if the driver can do that
+# more cheaply than the acquiring script (which looks at the value first anyway); else None, at
+# once and with no traffic.
+_PEEK = "peek"
 _CALL = "call"  # (_CALL, func, args, kwargs): the user's function (awaited when async)
 _WATCH = "watch"  # (_WATCH, digest): a waiter woken by the listener for that entry
 _WAIT = "wait"  # (_WAIT, waiter, seconds): sleep until woken or the time is up
@@ -864,7 +989,12 @@ class _Binding:
     def _generation(self) -> _Steps:
         gen = self._gen
         if gen is None:
-            raw = yield (_GET, f"{self.tier._prefix}gen:{self.tag}")
+            try:
+                raw = yield (_GET, f"{self.tier._prefix}gen:{self.tag}")
+            except Exception as error:
+                if not _wrong_type(error):
+                    raise
+                raw = None  # foreign data: generation 0 until a clear replaces it
             gen = int(raw) if raw is not None and _as_bytes(raw).isdigit() else 0
             self._gen = gen
         return gen
@@ -889,11 +1019,17 @@ class _Binding:
         deadline = time.monotonic() + tier.lock_wait
         waiter = None
         pause = 0.005
+        peek = True
         try:
             while True:
                 sent = time.monotonic()
                 try:
-                    reply = yield (_RUN, "acquire", keys, [token, lock_ms])
+                    # A driver that can read a value more cheaply than the script does that
+                    # first (a hit is the common case); the script decides the rest.
+                    reply = (yield (_PEEK, keys[0])) if peek else None
+                    peek = False
+                    if reply is None:
+                        reply = yield (_RUN, "acquire", keys, [token, lock_ms])
                 except Exception as error:
                     tier._failed(error)
                     return (yield from self._compute(func, args, kwargs))
@@ -902,8 +1038,7 @@ class _Binding:
                     ok, value = tier._open(keys[0], reply[1])
                     if ok:
                         tier._counters.bump("hits")
-                        pttl = int(reply[2])
-                        return value, tier._l1_seconds(pttl / 1000 if pttl > 0 else tier.ttl, sent), False
+                        return value, tier._l1_seconds(self._seconds_left(int(reply[2])), sent), False
                     tier._counters.bump("corrupt")
                     try:
                         yield (_RUN, "drop_corrupt", keys[:1], [reply[1]])
@@ -936,6 +1071,12 @@ class _Binding:
         finally:
             if waiter is not None:
                 tier._unwatch(digest, waiter)
+
+    def _seconds_left(self, pttl: int) -> float:
+        # -1: the value has no expiry (not written by a tier); -2: it expired after it was read.
+        if pttl == -1:
+            return self.tier.ttl
+        return max(pttl, 0) / 1000
 
     def _compute(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> _Steps:
         """Redis is unusable: compute, and let the first tier keep the value as long as the

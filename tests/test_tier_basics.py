@@ -8,7 +8,10 @@ entries in Redis.
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 import threading
 import time
 
@@ -16,6 +19,7 @@ import pytest
 from tier_helpers import (
     client_for,
     commands,
+    count_round_trips,
     delta,
     make_tier,
     namespace_keys,
@@ -77,25 +81,36 @@ def test_round_trips(redis_server):
     price_b("warm")
     trips_a, trips_b = count_round_trips(a.client), count_round_trips(b.client)
     price_a("k1")
-    # One script takes the lock, one stores the value, releases the lock and publishes.
-    assert trips_a == ["EVALSHA", "EVALSHA"]
+    # A look at the value (GET and PTTL in one packet) finds nothing; one script takes the
+    # lock, one stores the value, releases the lock and publishes.
+    assert trips_a == [["GET", "PTTL"], ["EVALSHA"], ["EVALSHA"]]
     price_b("k1")
-    assert trips_b == ["EVALSHA"]
+    # An L2 hit: one round trip, no script.
+    assert trips_b == [["GET", "PTTL"]]
+    price_b("k1")  # an L1 hit: nothing
+    assert trips_b == [["GET", "PTTL"]]
+
+
+def test_round_trips_through_the_clients_own_path(redis_server):
+    # A single-connection client (like a cluster's) has its commands sent by the client
+    # itself: an L2 hit is then the one script that also takes the lock on a miss.
+    ns = new_namespace()
+    a, b = (
+        RedisTier(client_for(redis_server, single_connection_client=True), namespace=ns, ttl=60)
+        for _ in range(2)
+    )
+    assert subscribed(a, b)
+    price_a, _ = define(a)
+    price_b, _ = define(b)
+    price_a("warm")
+    price_b("warm")
+    trips_a, trips_b = count_round_trips(a.client), count_round_trips(b.client)
+    price_a("k1")
+    assert trips_a == [["EVALSHA"], ["EVALSHA"]]
     price_b("k1")
-    assert trips_b == ["EVALSHA"]
-
-
-def count_round_trips(client):
-    """The commands ``client`` sends from now on (each one round trip)."""
-    sent = []
-    execute = client.execute_command
-
-    def counting(*args, **kwargs):
-        sent.append(args[0])
-        return execute(*args, **kwargs)
-
-    client.execute_command = counting
-    return sent
+    assert trips_b == [["EVALSHA"]]
+    assert price_b("k1") == price_a("k1")
+    assert trips_b == [["EVALSHA"]]
 
 
 def test_every_key_is_in_the_namespace(redis_server):
@@ -231,6 +246,35 @@ def test_redis_absent_at_start_costs_a_computation_only():
     assert price.cache_invalidate(3) is True  # the first tier still had it
 
 
+def test_the_tier_leaves_the_random_module_alone():
+    # A program that seeds `random` gets its own sequence, whatever the tier's threads do (its
+    # listener draws jitter for every reconnection to an absent server). In a process of its
+    # own: other tests' threads are not part of the claim.
+    code = """if True:
+        import random, time
+        from tier_helpers import make_tier
+        from redis_servers import free_port
+        class Down:
+            port = free_port()
+        random.seed(7)
+        state = random.getstate()
+        tier = make_tier(Down, wait=False, ttl=60, ttl_jitter=0.5)
+        time.sleep(0.5)  # the listener fails and backs off a few times
+        tier._expiry_ms()
+        assert random.getstate() == state
+        print("ok")
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "ok", done.stderr
+
+
 def test_fail_open_false_raises(redis_server):
     from redis_servers import free_port
 
@@ -263,6 +307,54 @@ def test_garbage_in_the_namespace_is_a_miss(redis_server):
         assert price_b("g") == {"sku": "g", "value": 1}
     assert len(calls_b) == 4
     assert b.stats().corrupt == 4
+
+
+@pytest.mark.parametrize("which", ["value", "lock", "stuck lock", "count", "generation"])
+def test_foreign_keys_in_the_namespace_are_replaced(redis_server, which):
+    # Foreign data where the tier keeps a value, a lock, a count or a generation (a list, or a
+    # lock with no expiry, which no tier writes): the call computes, the tier replaces the key,
+    # Redis is not counted as failing, and the entry works again at once.
+    ns = new_namespace()
+    a, b = make_tier(redis_server, ns), make_tier(redis_server, ns)
+    price_a, calls_a = define(a)
+    price_b, calls_b = define(b)
+    client = client_for(redis_server)
+    price_a.cache_clear()  # writes the generation key
+    (gen_key,) = namespace_keys(client, ns)
+    price_a("g")
+    (value_key,) = [k for k in namespace_keys(client, ns) if k.endswith(b":v")]
+    target = {
+        "value": value_key,
+        "lock": value_key[:-1] + b"l",
+        "stuck lock": value_key[:-1] + b"l",
+        "count": value_key[:-1] + b"x",
+        "generation": gen_key,
+    }[which]
+    if which != "value":
+        client.delete(value_key)  # or the value would be found before the key is looked at
+    client.delete(target)
+    if which == "stuck lock":
+        client.set(target, b"nobody's token")
+    else:
+        client.rpush(target, b"foreign")
+    started = time.monotonic()
+    assert price_b("g") == {"sku": "g", "value": 1}
+    assert time.monotonic() - started < 10, "waited for a lock nobody holds"  # lock_wait is 30 s
+    assert calls_b == ["g"]
+    if which == "generation":
+        price_b.cache_clear()  # a new generation replaces the foreign one
+        assert client.type(gen_key) == b"string"
+    else:
+        assert client.type(value_key) == b"string"
+        price_a.cache.clear()
+        assert price_a("g") == {"sku": "g", "value": 1}  # an L2 hit
+        assert calls_a == ["g"]
+    if which == "count":
+        assert price_a.cache_invalidate("g") is True
+        assert client.type(target) == b"string"
+    for tier in (a, b):
+        assert tier.stats().errors == 0
+        assert tier.stats().breaker == "closed"
 
 
 class Recorder:

@@ -36,6 +36,49 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 
 
+def count_round_trips(client: redis.Redis) -> list[list[str]]:
+    """What ``client`` sends from now on: one list of command names per packet (a round trip),
+    whichever of the client's paths sends it (the tier writes some straight to a pooled
+    connection)."""
+    sent: list[list[str]] = []
+
+    def count_on(connection):
+        if "send_packed_command" not in vars(connection):
+            send = connection.send_packed_command
+
+            def counting(command, *a, **k):
+                sent.append(command_names(command))
+                return send(command, *a, **k)
+
+            connection.send_packed_command = counting
+        return connection
+
+    if client.connection is not None:  # a single-connection client
+        count_on(client.connection)
+        return sent
+    pool = client.connection_pool
+    get_connection = pool.get_connection
+    pool.get_connection = lambda *a, **k: count_on(get_connection(*a, **k))
+    return sent
+
+
+def command_names(packed) -> list[str]:
+    """The names of the commands in a packet of RESP arrays (as the client packs them)."""
+    data = packed if isinstance(packed, (bytes, bytearray)) else b"".join(bytes(c) for c in packed)
+    names, at = [], 0
+    while at < len(data):
+        assert data[at : at + 1] == b"*", data[at:]
+        end = data.index(b"\r\n", at)
+        count, at = int(data[at + 1 : end]), end + 2
+        for i in range(count):
+            end = data.index(b"\r\n", at)
+            size = int(data[at + 1 : end])
+            if i == 0:
+                names.append(data[end + 2 : end + 2 + size].decode().upper())
+            at = end + 2 + size + 2
+    return names
+
+
 def namespace_keys(client: redis.Redis, namespace: str) -> list[bytes]:
     return sorted(client.scan_iter(match=f"{namespace}:*"))
 
