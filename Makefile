@@ -175,8 +175,8 @@ bench: build redis-server ## Side-by-side benchmarks vs cachebox 6.2.10, functoo
 	$(MAKE) --no-print-directory bench-tier
 
 .PHONY: bench-tier
-bench-tier: build redis-server ## The shared tier on a private redis-server: L1 hit with and without l2, L2 hit vs a read by hand, round trips
-	$(VPY) -m pip install $(PIP_FLAGS) "redis>=4.5.4"
+bench-tier: build redis-server ## The shared tier on a private redis-server: L1 and L2 hits, misses, round trips, stampedes; vs dogpile.cache and cashews
+	$(VPY) -m pip install $(PIP_FLAGS) "redis>=4.5.4" "cashews==7.6.0" "dogpile.cache==1.5.0"
 	$(VPY) benches/tier_bench.py
 
 # PyPy's numbers: the yardstick's anchors do not all install on PyPy (lru-dict needs headers
