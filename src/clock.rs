@@ -132,12 +132,7 @@ mod coarse {
         ok.then_some(ts.sec.wrapping_mul(1_000_000_000).wrapping_add(ts.nsec))
     }
 
-    /// `CLOCK_MONOTONIC_COARSE` and `CLOCK_MONOTONIC` in nanoseconds, for `RealDeadline`.
-    #[inline]
-    pub fn coarse_ns() -> Option<i64> {
-        read_ns(CLOCK_MONOTONIC_COARSE)
-    }
-
+    /// `CLOCK_MONOTONIC` in nanoseconds, for `RealDeadline`.
     pub fn precise_ns() -> Option<i64> {
         read_ns(CLOCK_MONOTONIC)
     }
@@ -172,20 +167,15 @@ mod coarse {
         None
     }
 
-    #[inline]
-    pub fn coarse_ns() -> Option<i64> {
-        None
-    }
-
     pub fn precise_ns() -> Option<i64> {
         None
     }
 }
 
 /// A deadline in real monotonic time, for what mirrors a lifetime kept elsewhere (a Redis
-/// entry's, which runs in real time): the test hooks never move it. Checking it reads only the
-/// coarse clock, which lags the precise one by up to a tick; the deadline is set that much
-/// early (`TICK_MARGIN_NS`), so it is never passed late.
+/// entry's, which runs in real time): the test hooks never move it. The expiry watch (a thread,
+/// see `tier::expiry_watch`) marks it passed, and may wake up to a scheduler tick late; the
+/// deadline is set more than that early (`TICK_MARGIN_NS`), so it is never passed late.
 #[derive(Clone, Copy, Debug)]
 pub struct RealDeadline(i64);
 
@@ -196,24 +186,22 @@ impl RealDeadline {
     /// `seconds` from now.
     pub fn after(seconds: f64) -> Self {
         let ns = (seconds * 1e9).clamp(0.0, i64::MAX as f64 / 2.0) as i64;
-        match coarse::precise_ns() {
-            Some(now) => Self(now.saturating_add(ns).saturating_sub(TICK_MARGIN_NS)),
-            None => Self(instant_ns().saturating_add(ns)),
-        }
+        Self(Self::now_ns().saturating_add(ns).saturating_sub(TICK_MARGIN_NS))
     }
 
-    #[inline]
-    pub fn passed(self) -> bool {
-        match coarse::coarse_ns() {
-            Some(now) => now >= self.0,
-            None => instant_ns() >= self.0,
-        }
+    /// The deadline in nanoseconds on `now_ns`'s clock.
+    pub fn ns(self) -> i64 {
+        self.0
+    }
+
+    /// The clock deadlines are on, in nanoseconds.
+    pub fn now_ns() -> i64 {
+        coarse::precise_ns().unwrap_or_else(instant_ns)
     }
 
     /// Seconds left (0 once passed).
     pub fn remaining(self) -> f64 {
-        let now = coarse::precise_ns().unwrap_or_else(instant_ns);
-        (self.0.saturating_sub(now)).max(0) as f64 * 1e-9
+        (self.0.saturating_sub(Self::now_ns())).max(0) as f64 * 1e-9
     }
 }
 
@@ -297,14 +285,15 @@ mod tests {
 
     #[test]
     fn real_deadlines_pass_early_never_late() {
-        let deadline = super::RealDeadline::after(0.05);
-        assert!(!deadline.passed());
+        use super::RealDeadline;
+        let deadline = RealDeadline::after(0.05);
+        assert!(deadline.ns() > RealDeadline::now_ns());
         assert!(deadline.remaining() <= 0.05 && deadline.remaining() > 0.0);
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(deadline.passed());
+        assert!(deadline.ns() <= RealDeadline::now_ns());
         assert_eq!(deadline.remaining(), 0.0);
-        assert!(super::RealDeadline::after(0.0).passed() || super::RealDeadline::after(0.0).remaining() == 0.0);
-        assert!(!super::RealDeadline::after(1e300).passed());
+        assert_eq!(RealDeadline::after(0.0).remaining(), 0.0);
+        assert!(RealDeadline::after(1e300).remaining() > 1e9);
     }
 
     #[test]

@@ -501,6 +501,27 @@ def test_l1_never_outlives_the_l2_entry(redis_server, running_clock):
     assert calls_b == ["e"]
 
 
+def test_l1_expires_on_time_while_the_interpreter_is_busy(redis_server, running_clock):
+    # A thread that never takes the interpreter marks first-tier copies expired: a loop of hits
+    # that never lets go of it sees the copy expire with Redis's, not later.
+    ns = new_namespace()
+    a, b = make_tier(redis_server, ns, ttl=0.3), make_tier(redis_server, ns, ttl=60)
+    price_a, _ = define(a)
+    price_b, calls_b = define(b, cache=LRUCache(10))
+    started = time.monotonic()
+    price_a("e")  # in Redis until at least started + 0.3
+    price_b("e")
+    assert calls_b == []
+    hits = 0
+    while not calls_b:
+        price_b("e")
+        hits += 1
+        assert time.monotonic() - started < 5, "the first tier kept serving an expired copy"
+    seconds = time.monotonic() - started
+    assert hits > 100
+    assert seconds < 0.3 + 0.25, seconds  # slack for a loaded machine
+
+
 def test_vttl_l1_with_ttl(redis_server, running_clock):
     tier = make_tier(redis_server, ttl=60)
     price, calls = define(tier, cache=VTTLCache(10), ttl=0.2)

@@ -118,7 +118,29 @@ def test_fork_after_the_tier_was_built(redis_server):
         client.incr(counter)
         return x + 1
 
+    # First-tier copies expire with Redis's in a child too (a process of its own has an expiry
+    # watch of its own; the parent's is running at the fork).
+    short = make_tier(redis_server, ttl=0.3)
+    g_calls = []
+
+    @cached(LRUCache(10), l2=short)
+    def g(x):
+        g_calls.append(x)
+        return x
+
+    def expires_in_time(x):
+        before = len(g_calls)
+        g(x)
+        started = time.monotonic()
+        while len(g_calls) < before + 2:  # the copy it kept expires: computed again
+            g(x)
+            if time.monotonic() - started > 5:
+                return False
+        return True
+
     assert f(1) == 2  # the parent's listener and connections exist before the fork
+    assert expires_in_time("parent")
+    g("long-lived")
     pids = []
     for i in range(3):
         pid = os.fork()
@@ -130,6 +152,13 @@ def test_fork_after_the_tier_was_built(redis_server):
                 deadline = time.monotonic() + 10
                 while not tier.stats().subscribed and time.monotonic() < deadline:
                     time.sleep(0.01)
+                ok = ok and expires_in_time(f"child {i}")
+                if i == 0:  # and in a grandchild
+                    grandchild = os.fork()
+                    if grandchild == 0:
+                        os._exit(0 if expires_in_time("grandchild") else 1)
+                    _, status = os.waitpid(grandchild, 0)
+                    ok = ok and os.waitstatus_to_exitcode(status) == 0
                 code = 0 if ok and tier.stats().subscribed else 1
             finally:
                 os._exit(code)

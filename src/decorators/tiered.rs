@@ -3,9 +3,9 @@
 //!
 //! The tier (`cachebox.RedisTier`, Python: it talks to the user's client) is asked only on a
 //! first-tier miss, by the one leader of the key in this process, with no lock held. What it
-//! returns is kept in the first tier as a `TieredValue`: the value, the instant its copy in
-//! the second tier expires (so the first tier never serves it longer), and the function's
-//! first-tier epoch at the time. The epoch moves when the tier says this process may have
+//! returns is kept in the first tier as a `TieredValue`: the value, the expiry of its copy in
+//! the second tier (so the first tier never serves it longer; the expiry watch marks it, so a
+//! hit reads a flag rather than a clock), and the function's first-tier epoch at the time. The epoch moves when the tier says this process may have
 //! missed invalidations (it re-subscribed) or a `cache_clear` came from another process:
 //! every entry of an older epoch is then a miss, whatever cache (fixed or per instance)
 //! holds it.
@@ -19,15 +19,15 @@ use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
 use super::memo::{Memo, Source};
-use crate::clock;
 use crate::convert::hash_key;
+use crate::tier::expiry_watch::{self, Expiry};
 
 /// One value as the first tier holds it for a function with a second tier.
 #[pyclass(module = "cachebox", frozen, name = "TieredValue")]
 pub struct TieredValue {
     value: Py<PyAny>,
     /// When the second tier's copy expires: real time, as Redis keeps it.
-    deadline: clock::RealDeadline,
+    expiry: Arc<Expiry>,
     epoch: u64,
 }
 
@@ -42,7 +42,7 @@ impl TieredValue {
     /// Seconds until the entry stops being served (0 once it has).
     #[getter]
     fn expires_in(&self) -> f64 {
-        self.deadline.remaining()
+        self.expiry.remaining()
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -93,7 +93,7 @@ impl Tier {
     pub fn fresh(&self, py: Python<'_>, stored: Py<PyAny>) -> Option<Py<PyAny>> {
         let stored = stored.into_bound(py);
         let record = stored.cast_exact::<TieredValue>().ok()?.get();
-        if record.epoch != self.epoch.load(Ordering::Acquire) || record.deadline.passed() {
+        if record.epoch != self.epoch.load(Ordering::Acquire) || record.expiry.passed() {
             return None;
         }
         Some(record.value.clone_ref(py))
@@ -134,10 +134,18 @@ impl Tier {
         let (value, left, computed): (Bound<'py, PyAny>, Option<f64>, bool) = answer.extract()?;
         let record = match left {
             // An invalidation of everything (a new epoch) overtook the call: keep nothing.
-            Some(left) if left > 0.0 && self.epoch.load(Ordering::Acquire) == epoch => Some(Bound::new(
-                py,
-                TieredValue { value: value.clone().unbind(), deadline: clock::RealDeadline::after(left), epoch },
-            )?),
+            Some(left) if left > 0.0 && self.epoch.load(Ordering::Acquire) == epoch => {
+                // The watch's lock is held only for a moment, but never waited for attached.
+                let expiry = match expiry_watch::try_watch(left) {
+                    Ok(expiry) => expiry,
+                    Err(expiry_watch::Busy) => py.detach(|| expiry_watch::watch(left)),
+                };
+                // No watch (it could not start): the entry could never expire, so none is kept.
+                match expiry {
+                    Some(expiry) => Some(Bound::new(py, TieredValue { value: value.clone().unbind(), expiry, epoch })?),
+                    None => None,
+                }
+            }
             _ => None,
         };
         Ok(Loaded { value, computed, record })
