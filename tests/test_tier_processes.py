@@ -107,6 +107,26 @@ def test_a_computation_longer_than_lock_timeout(redis_server):
     assert tier.stats().errors == 0 and other.stats().errors == 0
 
 
+def test_one_computation_across_processes_threads_and_coroutines(redis_server):
+    # In each of four processes (each with its own hash seed) three threads call the sync
+    # function and, meanwhile, five coroutines of the process's loop call the async one: each
+    # function runs once in all.
+    ns = new_namespace()
+    client = client_for(redis_server)
+    procs = [
+        spawn("stampede-mixed", redis_server, ns, 3, 10, 5, "cold", 0.3, seed=str(seed))
+        for seed in (5, 6, 7, 1234)
+    ]
+    time.sleep(1.0)
+    client.set(f"{ns}:test:go", 1)
+    reports = [finish(p) for p in procs]
+    assert all(r["ok"] and r["results"] == 3 and r["async_results"] == 5 for r in reports), reports
+    assert int(client.get(f"{ns}:test:computations")) == 1
+    assert int(client.get(f"{ns}:test:async-computations")) == 1
+    assert sum(r["stats"]["misses"] for r in reports) == 1
+    assert sum(r["async_stats"]["misses"] for r in reports) == 1
+
+
 def test_fork_after_the_tier_was_built(redis_server):
     ns = new_namespace()
     tier = make_tier(redis_server, ns)
