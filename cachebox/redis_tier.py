@@ -867,8 +867,14 @@ async def _listen_async(tier_ref: Callable[[], RedisTier | None]) -> None:
         tier = tier_ref()
         if tier is None or tier._closed:
             return
-        pubsub = tier.client.pubsub()
+        pubsub = None
         try:
+            # A cluster client learns its slots when it first runs a command; its pub/sub needs
+            # them already.
+            initialize = getattr(tier.client, "initialize", None)
+            if inspect.iscoroutinefunction(initialize):
+                await asyncio.wait_for(initialize(), tier.op_timeout)
+            pubsub = tier.client.pubsub()
             await asyncio.wait_for(pubsub.subscribe(tier._channel), tier.op_timeout)
             channel = tier._channel.encode()
             del tier
@@ -887,11 +893,12 @@ async def _listen_async(tier_ref: Callable[[], RedisTier | None]) -> None:
         except Exception:
             _subscription_lost(tier_ref)
         finally:
-            try:
-                close = getattr(pubsub, "aclose", None) or pubsub.close
-                await close()
-            except Exception:
-                pass
+            if pubsub is not None:
+                try:
+                    close = getattr(pubsub, "aclose", None) or pubsub.close
+                    await close()
+                except Exception:
+                    pass
         await asyncio.sleep(backoff * (0.5 + _jitter.random()))
         backoff = min(backoff * 2, 2.0)
 

@@ -63,3 +63,61 @@ def test_a_tier_on_a_cluster(cluster):
     assert wait_until(lambda: len(fb.cache) == 0)
     fb(8)
     assert calls_b == [7, 8]
+
+
+def test_an_async_tier_on_a_cluster(cluster):
+    import asyncio
+
+    from redis.asyncio.cluster import RedisCluster as AsyncClusterClient
+
+    ns = new_namespace()
+
+    async def main():
+        tiers = [
+            cachebox.RedisTier(
+                AsyncClusterClient(host="127.0.0.1", port=cluster.port, socket_timeout=1),
+                namespace=ns,
+                ttl=60,
+            )
+            for _ in range(2)
+        ]
+        calls = [[], []]
+
+        def define_async(tier, seen):
+            @cached(LRUCache(1000), l2=tier)
+            async def f(x):
+                seen.append(x)
+                return ("value", x)
+
+            return f
+
+        async def soon(condition):
+            for _ in range(500):
+                if condition():
+                    return True
+                await asyncio.sleep(0.01)
+            return condition()
+
+        fa, fb = (define_async(t, c) for t, c in zip(tiers, calls))
+        await fa("warm")  # an async tier subscribes in the loop of its first call
+        await fb("warm")
+        assert await soon(lambda: all(t.stats().subscribed for t in tiers))
+        calls[1].clear()
+        keys = list(range(30))
+        assert [await fa(k) for k in keys] == [("value", k) for k in keys]
+        assert [await fb(k) for k in keys] == [("value", k) for k in keys]
+        assert calls[1] == [] and tiers[1].stats().hits == len(keys) + 1
+        # Invalidation and clearing reach the other tier through the cluster's pub/sub.
+        assert await fa.cache_invalidate(3) is True
+        assert await soon(lambda: 3 not in fb.cache)
+        assert await fb(3) == ("value", 3)
+        assert calls[1] == [3]
+        await fa.cache_clear()
+        assert await soon(lambda: len(fb.cache) == 0)
+        assert await fb(4) == ("value", 4)
+        assert calls[1] == [3, 4]
+        assert all(t.stats().errors == 0 for t in tiers)
+        for tier in tiers:
+            await tier.client.aclose()
+
+    asyncio.run(main())
