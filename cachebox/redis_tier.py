@@ -1130,6 +1130,13 @@ class _Binding:
             )
         except Exception as error:
             self._note(error)
+            if _is_a(error, "ResponseError"):
+                # The server refused the value (out of memory, say) but answers: free the lock
+                # now, or the processes waiting for it would wait until it expires.
+                try:
+                    yield release
+                except Exception as again:
+                    self._note(again)
             return value, tier._l1_seconds(tier.ttl, sent), True
         # Not stored: an invalidation came while it was computed; the caller gets the value, but
         # no tier keeps it.

@@ -10,10 +10,14 @@ from tier_helpers import client_for, make_tier, new_namespace, wait_until
 from cachebox import LRUCache, cached
 
 
-def define(tier, calls):
+def define(tier, calls, before=None):
+    """``f(x)`` over ``tier``, the same function in every tier (``before`` runs first)."""
+
     @cached(LRUCache(1000), l2=tier)
     def f(x):
         calls.append(x)
+        if before is not None:
+            before(x)
         return x * 10
 
     return f
@@ -99,3 +103,38 @@ def test_pubsub_connection_killed(redis_server):
     assert 1 in fb.cache
     fa.cache_invalidate(1)
     assert wait_until(timeout=10.0, predicate=lambda: 1 not in fb.cache)
+
+
+def test_a_full_server_refuses_the_value_and_the_lock_is_freed(fresh_redis_server):
+    # Redis fills up (maxmemory, no eviction) while a computation runs: the value cannot be
+    # stored, the caller gets it anyway, and the lock is released at once, so that another
+    # process waiting for it goes on instead of waiting for the lock to expire (30 s here).
+    import threading
+
+    ns = new_namespace()
+    admin = client_for(fresh_redis_server)
+    a, b = make_tier(fresh_redis_server, ns), make_tier(fresh_redis_server, ns)
+    calls_a, calls_b = [], []
+
+    def fill_up(x):
+        time.sleep(0.3)  # b comes meanwhile, and waits for this lock
+        admin.config_set("maxmemory", 1)  # from now on the server refuses what needs memory
+
+    f = define(a, calls_a, before=fill_up)
+    g = define(b, calls_b)
+    results = {}
+    try:
+        first = threading.Thread(target=lambda: results.setdefault("a", f(4)))
+        first.start()
+        time.sleep(0.1)  # a holds the lock
+        started = time.monotonic()
+        results["b"] = g(4)
+        waited = time.monotonic() - started
+        first.join(10)
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert results == {"a": 40, "b": 40}
+    assert waited < 5, waited
+    assert calls_a == [4] and calls_b == [4]  # nothing was stored: b computed too
+    assert a.stats().errors >= 1
+    assert b.stats().waits == 1
