@@ -20,6 +20,7 @@ import itertools
 import os
 import pickle
 import random
+import sys
 import threading
 import time
 import warnings
@@ -297,27 +298,33 @@ def _wrong_type(error: BaseException) -> bool:
     return _is_a(error, "ResponseError") and str(error).startswith("WRONGTYPE")
 
 
-class _DirectLane:
-    """Scripts sent straight on a pooled connection of a plain sync client (not a cluster's,
-    not a single-connection one). The client's command path, with its retries and hooks,
-    costs more than the round trip itself on a fast network, and an L2 hit is one script.
-    The connection is dropped after any error but a reply of the server's, as the client's own
-    path would, so that a reply half read is never taken for the next one's."""
+class _Lane:
+    """A lane straight to a pooled connection of a plain client (not a cluster's, not a
+    single-connection one). The client's command path, with its retries and hooks, costs more
+    than the round trip itself on a fast network, and an L2 hit is one round trip. The
+    connection is dropped after any error but a reply of the server's, as the client's own path
+    would, so that a reply half read is never taken for the next one's. `_DirectLane` drives a
+    sync client's pool, `_AsyncDirectLane` a redis.asyncio one's."""
 
     __slots__ = ("_name", "_pool")
+    _async = False
 
     def __init__(self, pool: Any, name: tuple[str, ...]) -> None:
         self._pool = pool
         self._name = name
 
     @classmethod
-    def of(cls, client: Any) -> _DirectLane | None:
+    def of(cls, client: Any) -> Any:
+        """The lane of ``client``, or None when it needs its own command path."""
         pool = getattr(client, "connection_pool", None)
         if (
             pool is None
             or getattr(client, "connection", None) is not None
+            # An async single-connection client takes its connection on first use only.
+            or getattr(client, "single_connection_client", False) is True
             or hasattr(client, "nodes_manager")
             or not all(callable(getattr(pool, m, None)) for m in ("get_connection", "release"))
+            or inspect.iscoroutinefunction(pool.get_connection) is not cls._async
         ):
             return None
         try:
@@ -327,6 +334,23 @@ class _DirectLane:
         # Older clients want the command's name; newer ones warn when they get it.
         needs_name = parameter is not None and parameter.default is inspect.Parameter.empty
         return cls(pool, ("EVALSHA",) if needs_name else ())
+
+
+def _peeked(replies: list[Any]) -> tuple[Any, Any]:
+    """The value and PTTL of a GET+PTTL pair, each read whole (a server's error included)."""
+    raw, pttl = replies
+    if isinstance(raw, BaseException) and _wrong_type(raw):
+        raw = None  # not the tier's: the script deletes it
+    for reply in (raw, pttl):
+        if isinstance(reply, BaseException):
+            raise reply
+    return raw, pttl
+
+
+class _DirectLane(_Lane):
+    """The lane of a sync client."""
+
+    __slots__ = ()
 
     def get_with_pttl(self, key: str) -> tuple[Any, Any]:
         """GET and PTTL of ``key``, pipelined: one round trip, no script to run."""
@@ -349,13 +373,7 @@ class _DirectLane:
             raise
         finally:
             pool.release(connection)
-        raw, pttl = replies
-        if isinstance(raw, BaseException) and _wrong_type(raw):
-            raw = None  # not the tier's: the script deletes it
-        for reply in (raw, pttl):
-            if isinstance(reply, BaseException):
-                raise reply
-        return raw, pttl
+        return _peeked(replies)
 
     def evalsha(self, sha: str, keys: list[Any], args: list[Any]) -> Any:
         pool = self._pool
@@ -369,6 +387,90 @@ class _DirectLane:
             raise
         finally:
             pool.release(connection)
+
+
+class _AsyncDirectLane(_Lane):
+    """The lane of a redis.asyncio client. A task may be cancelled (or time out) at any await,
+    between a send and its read too: the connection is then dropped before it goes back to the
+    pool, by a cleanup that a second cancellation cannot cut short."""
+
+    __slots__ = ()
+    _async = True
+
+    async def get_with_pttl(self, key: str) -> tuple[Any, Any]:
+        """GET and PTTL of ``key``, pipelined: one round trip, no script to run."""
+        return _peeked(await self._exchange([("GET", key), ("PTTL", key)]))
+
+    async def evalsha(self, sha: str, keys: list[Any], args: list[Any]) -> Any:
+        (reply,) = await self._exchange([("EVALSHA", sha, len(keys), *keys, *args)])
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    async def _exchange(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Sends ``commands`` in one packet and reads a reply for each (a server's error as the
+        reply, so that every reply is read whole)."""
+        pool = self._pool
+        connection = await pool.get_connection(*self._name)
+        clean = False
+        try:
+            if len(commands) == 1:
+                packed = connection.pack_command(*commands[0])
+            else:
+                packed = connection.pack_commands(commands)
+            await connection.send_packed_command(packed)
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except Exception as error:
+                    if not _is_a(error, "ResponseError"):
+                        raise
+                    replies.append(error)
+            clean = True
+            return replies
+        finally:
+            if clean:
+                released = pool.release(connection)
+                if inspect.isawaitable(released):  # a coroutine in some versions, not in others
+                    await released
+            else:
+                await _discard(pool, connection)
+
+
+async def _awaited(result: Any) -> Any:
+    # Some versions of redis.asyncio release or disconnect in a coroutine, others at once.
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+# Cleanups in flight: the loop holds its tasks weakly only.
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+async def _discard(pool: Any, connection: Any) -> None:
+    """Drops ``connection`` (it may hold an unread reply), then gives it back to ``pool``, which
+    connects it afresh on its next use. In a task of its own, shielded: the caller may be
+    cancelled again while it waits, and the connection must still never go back as it is."""
+    task = asyncio.ensure_future(_drop(pool, connection))
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+    await asyncio.shield(task)
+
+
+async def _drop(pool: Any, connection: Any) -> None:
+    try:
+        try:
+            # nowait: closing the socket is enough, waiting for the peer only takes time.
+            dropping = connection.disconnect(nowait=True)
+        except TypeError:
+            dropping = connection.disconnect()
+        await _awaited(dropping)
+    except Exception:
+        pass  # the caller's error is the one that matters
+    finally:
+        await _awaited(pool.release(connection))
 
 
 class RedisTier:
@@ -428,11 +530,11 @@ class RedisTier:
             raise ValueError("max_value_bytes must be a positive int")
         self.client = client
         self.namespace = namespace
-        self.ttl = _positive("ttl", ttl)
-        self.lock_timeout = _positive("lock_timeout", lock_timeout)
-        self.lock_wait = _positive("lock_wait", lock_wait, allow_none=True) or self.lock_timeout
-        self.op_timeout = _positive("op_timeout", op_timeout)
-        self.l1_ttl = _positive("l1_ttl", l1_ttl, allow_none=True)
+        self.ttl: float = _positive("ttl", ttl)
+        self.lock_timeout: float = _positive("lock_timeout", lock_timeout)
+        self.lock_wait: float = _positive("lock_wait", lock_wait, allow_none=True) or self.lock_timeout
+        self.op_timeout: float = _positive("op_timeout", op_timeout)
+        self.l1_ttl: float | None = _positive("l1_ttl", l1_ttl, allow_none=True)
         self.ttl_jitter = float(ttl_jitter)
         self.max_value_bytes = max_value_bytes
         self.fail_open = bool(fail_open)
@@ -445,7 +547,8 @@ class RedisTier:
         self._prefix = f"{namespace}:{_FORMAT}:"
         self._channel = f"{self._prefix}events"
         self._breaker = _Breaker(breaker_failures, _positive("breaker_cooldown", breaker_cooldown))
-        self._lane = None if self._is_async else _DirectLane.of(client)
+        # The lane of the client's kind (its operations are coroutines for an async one).
+        self._lane = (_AsyncDirectLane if self._is_async else _DirectLane).of(client)
         if not self._is_async:
             _bound_timeouts(client, self.op_timeout)
             _warn_about_retries(client)
@@ -612,20 +715,25 @@ class RedisTier:
         return result
 
     async def _do_async(self, op: tuple[Any, ...]) -> Any:
+        # An async client can be given a deadline: no operation outlasts `op_timeout`.
         kind = op[0]
         if kind == _RUN:
-            # An async client can be given a deadline: no operation outlasts `op_timeout`.
-            reply = await asyncio.wait_for(self._scripts[op[1]](keys=op[2], args=op[3]), self.op_timeout)
+            reply = await _bounded(self._run_async(op[1], op[2], op[3]), self.op_timeout)
             self._breaker.success()
             return reply
         if kind == _CALL:
             return await op[1](*op[2], **(op[3] or {}))
         if kind == _GET:
-            raw = await asyncio.wait_for(self.client.get(op[1]), self.op_timeout)
+            raw = await _bounded(self.client.get(op[1]), self.op_timeout)
             self._breaker.success()
             return raw
         if kind == _PEEK:
-            return None
+            lane = self._lane
+            if lane is None:
+                return None
+            raw, pttl = await _bounded(lane.get_with_pttl(op[1]), self.op_timeout)
+            self._breaker.success()
+            return None if raw is None else (1, raw, pttl)
         if kind == _WATCH:
             return self._watch(op[1], _AsyncWaiter())
         waiter, seconds = op[1], op[2]
@@ -635,6 +743,18 @@ class RedisTier:
             pass
         waiter.event.clear()
         return None
+
+    async def _run_async(self, name: str, keys: list[Any], args: list[Any]) -> Any:
+        script = self._scripts[name]
+        lane = self._lane
+        if lane is not None:
+            try:
+                return await lane.evalsha(script.sha, keys, args)
+            except Exception as error:
+                if not _is_a(error, "NoScriptError"):
+                    raise
+                # The server lost its scripts: the client's script object loads it again.
+        return await script(keys=keys, args=args)
 
     # ---- the envelope ----
 
@@ -873,9 +993,9 @@ async def _listen_async(tier_ref: Callable[[], RedisTier | None]) -> None:
             # them already.
             initialize = getattr(tier.client, "initialize", None)
             if inspect.iscoroutinefunction(initialize):
-                await asyncio.wait_for(initialize(), tier.op_timeout)
+                await _bounded(initialize(), tier.op_timeout)
             pubsub = tier.client.pubsub()
-            await asyncio.wait_for(pubsub.subscribe(tier._channel), tier.op_timeout)
+            await _bounded(pubsub.subscribe(tier._channel), tier.op_timeout)
             channel = tier._channel.encode()
             del tier
             while True:
@@ -892,6 +1012,10 @@ async def _listen_async(tier_ref: Callable[[], RedisTier | None]) -> None:
             raise
         except Exception:
             _subscription_lost(tier_ref)
+            if _cancelling():
+                # Cancelled as the subscription failed (the loop is closing): wait_for before
+                # 3.12 can raise the failure and drop the cancellation, which must not be lost.
+                raise asyncio.CancelledError from None
         finally:
             if pubsub is not None:
                 try:
@@ -901,6 +1025,27 @@ async def _listen_async(tier_ref: Callable[[], RedisTier | None]) -> None:
                     pass
         await asyncio.sleep(backoff * (0.5 + _jitter.random()))
         backoff = min(backoff * 2, 2.0)
+
+
+if sys.version_info >= (3, 11):
+
+    async def _bounded(awaitable: Any, seconds: float) -> Any:
+        # Cancels this task at the deadline, as wait_for does, without the task wait_for wraps
+        # each awaitable in before 3.12 (which costs more than the rest of the tier's work for
+        # an L2 hit).
+        async with asyncio.timeout(seconds):
+            return await awaitable
+
+else:
+
+    def _bounded(awaitable: Any, seconds: float) -> Any:
+        return asyncio.wait_for(awaitable, seconds)
+
+
+def _cancelling() -> bool:
+    """Whether the running task has been asked to stop (known from 3.11 on)."""
+    task = asyncio.current_task()
+    return task is not None and getattr(task, "cancelling", lambda: 0)() > 0
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -923,6 +1068,16 @@ _WATCH = "watch"  # (_WATCH, digest): a waiter woken by the listener for that en
 _WAIT = "wait"  # (_WAIT, waiter, seconds): sleep until woken or the time is up
 
 _Steps = Generator[tuple[Any, ...], Any, Any]
+
+# When a binding peeks: while the share of its first-tier misses that find the value in Redis
+# is at least this. A peek saves each hit what the script costs over GET+PTTL, a fifth of a
+# round trip or so (on loopback, sync and async alike), and costs each miss a whole round trip
+# (the script follows it); so it pays while hits * 0.2 > misses * 1, above a hit rate of about
+# 1 / 1.2. Near there either way costs about the same.
+_PEEK_ABOVE = 0.8
+# The weight of each outcome in that running estimate: about the last eight calls count. From
+# hopeful, two misses stop the peeks; after a run of misses, a dozen hits or so bring them back.
+_LEARNING_RATE = 0.125
 
 
 def _advance(steps: _Steps, answer: Any, error: BaseException | None) -> tuple[Any, Any]:
@@ -966,7 +1121,7 @@ class _AsyncWaiter:
 class _Binding:
     """One decorated function's view of its tier (what the decorator calls on a miss)."""
 
-    __slots__ = ("__weakref__", "_gen", "_link", "name", "tag", "tier")
+    __slots__ = ("__weakref__", "_found", "_gen", "_link", "name", "tag", "tier")
 
     def __init__(self, tier: RedisTier, name: str, link: Any) -> None:
         self.tier = tier
@@ -974,6 +1129,9 @@ class _Binding:
         self.tag = hashlib.blake2b(f"{tier.version}\0{name}".encode(), digest_size=8).hexdigest()
         self._link = link
         self._gen: int | None = None
+        # How often a first-tier miss finds the value in Redis, lately (see `_PEEK_ABOVE`):
+        # hopeful at first, so that a process joining warm peers peeks from its first call.
+        self._found = 1.0
 
     # ---- the entry points: sync, or awaitables with an async client ----
 
@@ -1026,21 +1184,30 @@ class _Binding:
         deadline = time.monotonic() + tier.lock_wait
         waiter = None
         pause = 0.005
-        peek = True
+        # A driver that can read a value more cheaply than the script does that first, while
+        # hits are likely enough to pay for the round trip a peek that misses wastes; the
+        # script decides the rest.
+        peek = tier._lane is not None and self._found >= _PEEK_ABOVE
+        learn = True
         try:
             while True:
                 sent = time.monotonic()
                 try:
-                    # A driver that can read a value more cheaply than the script does that
-                    # first (a hit is the common case); the script decides the rest.
-                    reply = (yield (_PEEK, keys[0])) if peek else None
-                    peek = False
+                    reply = None
+                    if peek:
+                        peek = learn = False
+                        reply = yield (_PEEK, keys[0])
+                        self._learn(reply is not None)
                     if reply is None:
                         reply = yield (_RUN, "acquire", keys, [token, lock_ms])
                 except Exception as error:
                     tier._failed(error)
                     return (yield from self._compute(func, args, kwargs))
                 kind = int(reply[0])
+                if learn:
+                    # Once a call: a caller waiting for another process asks again and again.
+                    learn = False
+                    self._learn(kind == 1)
                 if kind == 1:
                     ok, value = tier._open(keys[0], reply[1])
                     if ok:
@@ -1078,6 +1245,10 @@ class _Binding:
         finally:
             if waiter is not None:
                 tier._unwatch(digest, waiter)
+
+    def _learn(self, found: bool) -> None:
+        # No lock: two threads updating at once lose one update, which only blurs the estimate.
+        self._found += _LEARNING_RATE * (found - self._found)
 
     def _seconds_left(self, pttl: int) -> float:
         # -1: the value has no expiry (not written by a tier); -2: it expired after it was read.

@@ -5,25 +5,27 @@ errors, and a stopped or absent server (every operation bounded by ``op_timeout`
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import pytest
 import redis.asyncio as aredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from tier_helpers import client_for, new_namespace
+from tier_helpers import client_for, count_round_trips, new_namespace
 
 import cachebox
 from cachebox import LRUCache, cached
 
 
-def async_tier(server_port, ns, **options):
+def async_tier(server_port, ns, single_connection_client=False, **options):
     client = aredis.Redis(
         host="127.0.0.1",
         port=server_port,
         socket_timeout=0.5,
         socket_connect_timeout=0.5,
         retry=Retry(NoBackoff(), 1),
+        single_connection_client=single_connection_client,
     )
     options.setdefault("ttl", 60)
     return cachebox.RedisTier(client, namespace=ns, **options)
@@ -181,3 +183,212 @@ def test_client_and_function_must_match(redis_server):
     sync_t = cachebox.RedisTier(client_for(redis_server), namespace=new_namespace(), ttl=1)
     with pytest.raises(TypeError, match="async function"):
         cached(LRUCache(1), l2=sync_t)(f)
+
+
+def test_round_trips(redis_server):
+    # A plain client's pooled connections carry the tier's packets straight: an L2 hit is one
+    # packet (GET and PTTL), with no script; a miss adds the script that takes the lock and the
+    # one that stores the value, until misses are all the binding sees.
+    ns = new_namespace()
+
+    async def main():
+        a, b = async_tier(redis_server.port, ns), async_tier(redis_server.port, ns)
+        assert await until(lambda: a.stats().subscribed and b.stats().subscribed)
+        fa, fb = define(a, []), define(b, [])
+        await fb("warm")
+        await fa("warm")  # a hit: the binding still expects hits
+        trips_a, trips_b = count_round_trips(a.client), count_round_trips(b.client)
+        assert await fa("k1") == {"x": "k1"}
+        assert trips_a == [["GET", "PTTL"], ["EVALSHA"], ["EVALSHA"]]
+        assert await fb("k1") == {"x": "k1"}
+        assert trips_b == [["GET", "PTTL"]]
+        assert await fb("k1") == {"x": "k1"}  # an L1 hit: nothing
+        assert trips_b == [["GET", "PTTL"]]
+        cold = []
+        for i in range(30):
+            trips_a.clear()
+            await fa(f"cold {i}")
+            cold.append(list(trips_a))
+        assert cold[-1] == [["EVALSHA"], ["EVALSHA"]]
+        assert a.stats().errors == b.stats().errors == 0
+
+    asyncio.run(main())
+
+
+def test_round_trips_through_the_clients_own_path(redis_server):
+    # A single-connection client, or a cluster's, sends the tier's commands itself: an L2 hit
+    # is then the script that also takes the lock on a miss.
+    from redis.asyncio.cluster import RedisCluster
+
+    from cachebox.redis_tier import _AsyncDirectLane
+
+    ns = new_namespace()
+
+    async def main():
+        assert _AsyncDirectLane.of(RedisCluster(host="127.0.0.1", port=redis_server.port)) is None
+        a, b = (async_tier(redis_server.port, ns, single_connection_client=True) for _ in range(2))
+        assert a._lane is None
+        assert await until(lambda: a.stats().subscribed and b.stats().subscribed)
+        fa, fb = define(a, []), define(b, [])
+        await fa("warm")
+        await fb("warm")
+        trips_a, trips_b = count_round_trips(a.client), count_round_trips(b.client)
+        assert await fa("k1") == {"x": "k1"}
+        assert trips_a == [["EVALSHA"], ["EVALSHA"]]
+        assert await fb("k1") == {"x": "k1"}
+        assert trips_b == [["EVALSHA"]]
+        for tier in (a, b):
+            tier.close()
+            await (getattr(tier.client, "aclose", None) or tier.client.close)()  # aclose: 5.0.1+
+
+    asyncio.run(main())
+
+
+def value_of(x):
+    """A value that tells its key, some big enough to come in several reads."""
+    return (x, b"%d" % x * (x % 5) * 20_000)
+
+
+def test_cancellations_never_mix_up_replies(redis_server):
+    # Calls cancelled at every point (before a send, between a send and its reply, within a
+    # reply read in several parts) and calls that time out: every later call on the same
+    # client gets its own value.
+    ns = new_namespace()
+    rng = random.Random(1234)
+
+    async def main():
+        # Short locks: a call cancelled after its script took the lock leaves it to expire.
+        tier = async_tier(redis_server.port, ns, lock_timeout=0.3, lock_wait=0.3, op_timeout=1.0)
+        assert tier._lane is not None
+        assert await until(lambda: tier.stats().subscribed)
+
+        @cached(LRUCache(1), l2=tier)  # one entry: nearly every call goes to Redis
+        async def f(x):
+            return value_of(x)
+
+        keys = list(range(60))
+        for k in keys[:40]:  # in Redis; the others are computed by the first call that lives
+            await f(k)
+
+        async def cancelled_after(k, steps):
+            task = asyncio.ensure_future(f(k))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            return await task
+
+        for _ in range(30):
+            calls = []
+            for _ in range(40):
+                k = rng.choice(keys)
+                if rng.random() < 0.5:
+                    calls.append(asyncio.wait_for(f(k), rng.uniform(0, 0.002)))
+                else:
+                    calls.append(cancelled_after(k, rng.randrange(12)))
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    assert isinstance(outcome, (asyncio.CancelledError, asyncio.TimeoutError)), outcome
+            checked = rng.sample(keys, 20)
+            assert await asyncio.gather(*(f(k) for k in checked)) == [value_of(k) for k in checked]
+        for k in keys:
+            assert await f(k) == value_of(k)
+        assert tier.stats().corrupt == 0
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("how", ["cancelled", "timed out"])
+@pytest.mark.parametrize("reads_before", [0, 1])
+def test_a_connection_left_between_send_and_reply_is_dropped(redis_server, how, reads_before):
+    # The task is interrupted after the packet went and before (all of) its replies are read:
+    # the connection is closed before it goes back to the pool, whatever the client's version
+    # does by itself (here, the read never starts).
+    ns = new_namespace()
+
+    async def main():
+        tier, filler = async_tier(redis_server.port, ns, op_timeout=0.2), async_tier(redis_server.port, ns)
+        assert await until(lambda: tier.stats().subscribed and filler.stats().subscribed)
+
+        def define_values(tier):
+            @cached(LRUCache(1), l2=tier)
+            async def f(x):
+                return value_of(x)
+
+            return f
+
+        fill, f = define_values(filler), define_values(tier)
+        for k in (1, 2, 3):
+            await fill(k)
+        await f(3)  # found: the binding looks at values first (two replies to read)
+        pool = tier.client.connection_pool
+        get_connection = pool.get_connection
+        victims = []
+
+        async def interrupted_once(*a, **k):
+            connection = await get_connection(*a, **k)
+            if not victims:
+                victims.append(connection)
+                real_read = connection.read_response
+                reads = []
+
+                async def read_response(*a, **k):
+                    if len(reads) < reads_before:
+                        reads.append(1)
+                        return await real_read(*a, **k)
+                    if how == "cancelled":
+                        asyncio.current_task().cancel()
+                    await asyncio.sleep(5)
+
+                connection.read_response = read_response
+            return connection
+
+        pool.get_connection = interrupted_once
+        try:
+            if how == "cancelled":
+                with pytest.raises(asyncio.CancelledError):
+                    await f(1)
+            else:
+                started = time.monotonic()
+                assert await f(1) == value_of(1)  # computed: Redis did not answer in time
+                assert time.monotonic() - started < 1.0
+        finally:
+            pool.get_connection = get_connection
+        (victim,) = victims
+        del victim.read_response
+        assert not victim.is_connected
+        for k in (2, 3, 1, 2):
+            assert await f(k) == value_of(k)
+        stats = tier.stats()
+        assert stats.corrupt == 0 and stats.errors == (1 if how == "timed out" else 0)
+
+    asyncio.run(main())
+
+
+def test_script_flush_mid_run(redis_server):
+    # The server forgets its scripts: a script sent straight on a connection fails, and the
+    # client's script object loads it again; no call fails or counts an error.
+    ns = new_namespace()
+    flusher = client_for(redis_server)
+
+    async def main():
+        tier = async_tier(redis_server.port, ns)
+        assert await until(lambda: tier.stats().subscribed)
+        calls = []
+        f = define(tier, calls)
+        trips = count_round_trips(tier.client)
+        for i in range(30):  # cold misses: the binding stops looking at values first
+            flusher.script_flush()
+            assert await f(i) == {"x": i}
+        assert calls == list(range(30))
+        f.cache.clear()
+        for i in range(3):
+            flusher.script_flush()
+            trips.clear()
+            assert await f(i) == {"x": i}  # an L2 hit, found by the script
+            assert trips[0] == ["EVALSHA"]
+        assert calls == list(range(30))
+        stats = tier.stats()
+        assert stats.errors == 0 and stats.hits == 3 and stats.misses == 30
+
+    asyncio.run(main())

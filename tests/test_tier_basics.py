@@ -74,10 +74,13 @@ def test_l1_hit_sends_nothing(redis_server):
 
 def test_round_trips(redis_server):
     ns = new_namespace()
-    a, b = make_tier(redis_server, ns), make_tier(redis_server, ns)
+    a, b, c = (make_tier(redis_server, ns) for _ in range(3))
     price_a, _ = define(a)
     price_b, _ = define(b)
-    price_a("warm")  # reads the generation once
+    price_c, _ = define(c)
+    price_c("warm")
+    # Each reads the generation once, and finds the value: both still expect hits.
+    price_a("warm")
     price_b("warm")
     trips_a, trips_b = count_round_trips(a.client), count_round_trips(b.client)
     price_a("k1")
@@ -89,6 +92,42 @@ def test_round_trips(redis_server):
     assert trips_b == [["GET", "PTTL"]]
     price_b("k1")  # an L1 hit: nothing
     assert trips_b == [["GET", "PTTL"]]
+
+
+def test_peeking_follows_what_misses_find(redis_server):
+    # A binding whose first-tier misses keep finding nothing in Redis stops looking at the
+    # value first (a miss is then two round trips); when values are found again, it does.
+    ns = new_namespace()
+    a, b = make_tier(redis_server, ns), make_tier(redis_server, ns)
+    price_a, _ = define(a)
+    price_b, _ = define(b)
+    price_b("warm")
+    price_a("warm")  # a hit: the binding still expects hits
+    sent = count_round_trips(a.client)
+
+    def trips(call):
+        sent.clear()
+        call()
+        return list(sent)
+
+    cold = [trips(lambda i=i: price_a(f"cold {i}")) for i in range(30)]
+    assert cold[0] == [["GET", "PTTL"], ["EVALSHA"], ["EVALSHA"]]
+    stopped = cold.index([["EVALSHA"], ["EVALSHA"]])
+    assert all(t == [["GET", "PTTL"], ["EVALSHA"], ["EVALSHA"]] for t in cold[:stopped])
+    assert all(t == [["EVALSHA"], ["EVALSHA"]] for t in cold[stopped:])
+    assert stopped <= 10, cold
+
+    for i in range(40):
+        price_b(f"hot {i}")
+    hot = [trips(lambda i=i: price_a(f"hot {i}")) for i in range(40)]
+    # Found by the script at first (one round trip all the same), then looked at first again.
+    assert hot[0] == [["EVALSHA"]]
+    peeks = hot.index([["GET", "PTTL"]])
+    assert all(t == [["EVALSHA"]] for t in hot[:peeks])
+    assert all(t == [["GET", "PTTL"]] for t in hot[peeks:])
+    assert peeks <= 30, hot
+    stats = a.stats()
+    assert stats.hits == 41 and stats.misses == 30 and stats.errors == 0
 
 
 def test_round_trips_through_the_clients_own_path(redis_server):

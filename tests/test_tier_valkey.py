@@ -7,7 +7,7 @@ import asyncio
 
 import valkey
 import valkey.asyncio
-from tier_helpers import command_names, new_namespace, subscribed, wait_until
+from tier_helpers import count_round_trips, new_namespace, subscribed, wait_until
 
 import cachebox
 from cachebox import LRUCache, cached
@@ -26,28 +26,6 @@ def define(tier, calls):
     return price
 
 
-def count_packets(client):
-    """The command names of each packet ``client`` sends from now on."""
-    sent = []
-    pool = client.connection_pool
-    get_connection = pool.get_connection
-
-    def counted(*args, **kwargs):
-        connection = get_connection(*args, **kwargs)
-        if "send_packed_command" not in vars(connection):
-            send = connection.send_packed_command
-
-            def counting(command, *a, **k):
-                sent.append(command_names(command))
-                return send(command, *a, **k)
-
-            connection.send_packed_command = counting
-        return connection
-
-    pool.get_connection = counted
-    return sent
-
-
 def test_sync_valkey_client(redis_server):
     ns = new_namespace()
     a = cachebox.RedisTier(valkey_client(redis_server), namespace=ns, ttl=60)
@@ -57,7 +35,7 @@ def test_sync_valkey_client(redis_server):
     price_a, price_b = define(a, calls_a), define(b, calls_b)
     price_a("warm")
     price_b("warm")
-    sent = count_packets(b.client)
+    sent = count_round_trips(b.client)
     assert price_a("A1") == {"sku": "A1"}
     assert price_b("A1") == {"sku": "A1"}  # an L2 hit: one packet
     assert calls_a == ["warm", "A1"] and calls_b == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
 
@@ -36,16 +37,17 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 
 
-def count_round_trips(client: redis.Redis) -> list[list[str]]:
-    """What ``client`` sends from now on: one list of command names per packet (a round trip),
-    whichever of the client's paths sends it (the tier writes some straight to a pooled
-    connection)."""
+def count_round_trips(client) -> list[list[str]]:
+    """What ``client`` (sync, or ``redis.asyncio``) sends from now on: one list of command names
+    per packet (a round trip), whichever of the client's paths sends it (the tier writes some
+    straight to a pooled connection)."""
     sent: list[list[str]] = []
 
     def count_on(connection):
         if "send_packed_command" not in vars(connection):
             send = connection.send_packed_command
 
+            # Counted when called: an async connection's send is the coroutine returned.
             def counting(command, *a, **k):
                 sent.append(command_names(command))
                 return send(command, *a, **k)
@@ -58,7 +60,18 @@ def count_round_trips(client: redis.Redis) -> list[list[str]]:
         return sent
     pool = client.connection_pool
     get_connection = pool.get_connection
-    pool.get_connection = lambda *a, **k: count_on(get_connection(*a, **k))
+
+    def counting_get_connection(*a, **k):
+        got = get_connection(*a, **k)
+        if not inspect.isawaitable(got):
+            return count_on(got)
+
+        async def later():
+            return count_on(await got)
+
+        return later()
+
+    pool.get_connection = counting_get_connection
     return sent
 
 
