@@ -17,6 +17,7 @@ from cachebox import (
     Frozen,
     LFUCache,
     LRUCache,
+    RedisTier,
     RRCache,
     TTLCache,
     VTTLCache,
@@ -191,3 +192,66 @@ class Shop:
 shop = Shop()
 shop.price.cache_invalidate(shop, "tea")  # E: a bound method supplies self itself
 Shop.price.cache_invalidate("tea")  # E: the unbound wrapper needs self
+
+
+# --- a shared second tier: l2= --------------------------------------------------------------
+
+tier = RedisTier(object(), namespace="misuse", ttl=60)
+
+
+@cached(LRUCache(0), l2=tier)
+def sync_tiered(x: int) -> int:
+    return x
+
+
+@cached(LRUCache(0), l2=tier)
+async def async_tiered(x: int) -> int:
+    return x
+
+
+@cached(lambda self: self.cache, l2=tier)
+async def async_factory(self: Any, x: int) -> int:
+    return x
+
+
+class Catalog:
+    @cachedmethod(LRUCache(0), l2=tier)
+    async def price(self, item: str) -> float:
+        return 1.0
+
+
+catalog = Catalog()
+
+
+async def either(x: int) -> int:
+    return x
+
+
+def maybe(tier_or_none: RedisTier | None) -> bool:
+    wrapper = cached(None, l2=tier_or_none)(either)
+    return wrapper.cache_invalidate(1)  # E: a coroutine, unless the tier was None at run time
+
+
+cached(LRUCache(0), l2="redis://localhost")  # E: l2 takes a RedisTier
+cachedmethod(LRUCache(0), l2=LRUCache(0))  # E: the second tier is a RedisTier, not a cache
+async_removed: bool = async_tiered.cache_invalidate(1)  # E: with an async tier, a coroutine of the bool
+bound_removed: bool = catalog.price.cache_invalidate("tea")  # E: bound methods too
+unbound_removed: bool = Catalog.price.cache_invalidate(catalog, "tea")  # E: and through the class
+factory_removed: bool = async_factory.cache_invalidate(None, 1)  # E: and in factory mode
+async_tiered.cache_invalidate(1)  # E: never awaited: nothing is invalidated
+async_tiered.cache_clear()  # E: never awaited: nothing is cleared
+async_factory.cache_clear()  # E: a factory-mode wrapper has no cache_clear, tier or not
+sync_tiered.cache_invalidate("1")  # E: the call's arguments, tier or not
+
+
+async def misuse_tiers() -> None:
+    await sync_tiered.cache_invalidate(1)  # E: a sync function's tier answers at once
+    await sync_tiered.cache_clear()  # E: and cache_clear returns None
+    await fetch.cache_invalidate("x")  # E: without l2= a coroutine function's answer is a bool too
+    await square.cache_clear()  # E: no tier: None
+    catalog.price.cache_clear()  # E: a bound method's clear must be awaited too
+    await async_tiered.cache_invalidate("1")  # E: the call's arguments
+
+
+async def invalidated_text(x: int) -> str:
+    return await async_tiered.cache_invalidate(x)  # E: the awaited result is a bool

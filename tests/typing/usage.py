@@ -11,9 +11,9 @@ import asyncio
 import copy
 import pickle
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Coroutine, Hashable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, NoReturn, Optional, Union
 
 from typing_extensions import assert_type
 
@@ -27,7 +27,10 @@ from cachebox import (
     Frozen,
     LFUCache,
     LRUCache,
+    RedisTier,
     RRCache,
+    TieredValue,
+    TierStats,
     TTLCache,
     VTTLCache,
     cached,
@@ -37,6 +40,14 @@ from cachebox import (
     make_key,
     make_typed_key,
 )
+
+# isort: split
+# `cachebox` does not export the wrapper types (`CachedFunction`, `BoundCachedFunction`,
+# `CachedCall`, `Decorator`): annotations name them in `cachebox._core`. Imported from the
+# package here, on a line of its own: in this repository pyright takes `cachebox._core` by the
+# stub path (`typings/cachebox/_core.pyi`) for another module than the one the package imports
+# (its symlink `cachebox/_core.pyi`), and mixing the two fails. Installed, they are one file.
+from cachebox import _core  # pyright: ignore[reportPrivateUsage]
 
 # --- Construction: annotate, or let the initial items fix the key and value types ----------
 
@@ -443,6 +454,188 @@ assert 29 < user_name.cache.get_with_expire(1)[1] <= 30
 assert user_name.cache.get_with_expire(2)[1] == 0.0  # never expires
 assert slow_square(3) == 9 and 8 < slow_square.cache.get_with_expire(3)[1] <= 9
 assert cached(VTTLCache(0), ttl=None)(area)(1) == 1
+
+# --- A shared second tier: l2= -------------------------------------------------------------
+#
+# A sync function takes a tier with a sync client, and its `cache_invalidate`/`cache_clear`
+# answer at once; a coroutine function takes one with a `redis.asyncio` client, and they return
+# coroutines to await. No Redis server runs here: the clients below stand for a server that is
+# down, so the tier fails open (docs/BEHAVIOUR.md §13.15): calls compute, the first tier keeps
+# their results, invalidations still answer for it.
+
+
+class DownRedis:
+    """What the tier uses of a sync redis-py client, for a server that refuses connections."""
+
+    def execute_command(self, *args: object, **kwargs: object) -> NoReturn:
+        raise ConnectionError("Redis is down")
+
+    def register_script(self, script: str) -> Callable[..., NoReturn]:
+        return self.execute_command
+
+    def get(self, name: str) -> NoReturn:
+        raise ConnectionError("Redis is down")
+
+    def pubsub(self) -> DownRedis:
+        return self
+
+    def subscribe(self, *channels: str) -> NoReturn:
+        raise ConnectionError("Redis is down")
+
+    def close(self) -> None:
+        pass
+
+
+class DownAsyncRedis:
+    """The same for a `redis.asyncio` client, for a server that never answers: the tier cuts
+    each operation short at its `op_timeout`. (Not one that refuses at once: `asyncio.run`
+    would then cancel the tier's listener just as its subscribing failed, and `asyncio.wait_for`
+    before Python 3.12 raises that failure instead of the cancellation, so the listener would
+    retry and `asyncio.run` never return.)"""
+
+    async def execute_command(self, *args: object, **kwargs: object) -> NoReturn:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable: the tier gives up first")
+
+    def register_script(self, script: str) -> Callable[..., Coroutine[Any, Any, NoReturn]]:
+        return self.execute_command
+
+    async def get(self, name: str) -> NoReturn:
+        await self.execute_command("GET", name)
+
+    def pubsub(self) -> DownAsyncRedis:
+        return self
+
+    async def subscribe(self, *channels: str) -> NoReturn:
+        await self.execute_command("SUBSCRIBE", *channels)
+
+    async def aclose(self) -> None:
+        pass
+
+
+sync_tier = RedisTier(DownRedis(), namespace="usage", ttl=60)
+async_tier = RedisTier(DownAsyncRedis(), namespace="usage-async", ttl=60, op_timeout=0.02)
+assert_type(sync_tier, RedisTier)
+assert_type(sync_tier.namespace, str)
+assert_type(cached(LRUCache(0), l2=sync_tier), "_core.Decorator[LRUCache[Any, Any], RedisTier]")
+assert_type(cached(LRUCache(0)), "_core.Decorator[LRUCache[Any, Any], None]")
+untiered_decorator: _core.Decorator[LRUCache[Any, Any]] = cached(LRUCache(0))  # the default: None
+
+
+@cached(LRUCache(0), l2=sync_tier)
+def profile(uid: int) -> str:
+    return f"user {uid}"
+
+
+assert_type(profile(1), str)
+assert profile(1) == "user 1"
+assert_type(profile.cache, LRUCache[Any, Any])
+stored = profile.cache[1]  # the first tier holds the value with its deadline
+assert isinstance(stored, TieredValue) and stored.value == "user 1"
+assert_type(stored.expires_in, float)
+assert 0 < stored.expires_in <= 60
+tier_ok: bool = profile.cache_invalidate(1)  # a sync function's tier answers at once
+assert tier_ok and not profile.cache_invalidate(1)
+profile.cache_clear()  # and returns None
+stats = sync_tier.stats()
+assert_type(stats, TierStats)
+assert_type(stats.hits, int)
+assert_type(stats.breaker, str)
+assert_type(stats.subscribed, bool)
+assert stats.hits == 0 and stats.misses == 0 and stats.errors >= 1  # Redis is down
+
+
+@cached(TTLCache(0, ttl=60), l2=async_tier)
+async def avatar(uid: int) -> bytes:
+    await asyncio.sleep(0)
+    return b"%d" % uid
+
+
+class Catalog:
+    @cachedmethod(LRUCache(0), l2=async_tier)
+    async def price(self, item: str) -> float:
+        await asyncio.sleep(0)
+        return float(len(item))
+
+
+@cached(LRUCache(0), l2=None)  # no tier, spelled out: plain results
+async def untiered(uid: int) -> int:
+    return uid
+
+
+def maybe_tiered(
+    tier: RedisTier | None,
+) -> _core.CachedFunction[
+    [int],
+    _core.CachedCall[int],
+    LRUCache[Any, Any],
+    bool | Coroutine[Any, Any, bool],
+    Coroutine[Any, Any, None] | None,
+]:
+    """A tier known only at run time: either kind of result, which the caller tells apart."""
+
+    async def double(x: int) -> int:
+        return 2 * x
+
+    # Called, not applied with `@`: the decorator's type is a union here, which mypy's strict
+    # mode takes for an untyped decorator.
+    return cached(LRUCache(0), l2=tier)(double)
+
+
+# The wrapper's last two type arguments are what `cache_invalidate` and `cache_clear` return.
+avatar_wrapper: _core.CachedFunction[
+    [int], _core.CachedCall[bytes], TTLCache[Any, Any], Coroutine[Any, Any, bool], Coroutine[Any, Any, None]
+] = avatar
+
+
+async def with_tiers() -> None:
+    assert_type(await avatar(7), bytes)
+    # With an async tier, a coroutine of the bool: awaiting it does the work.
+    pending = assert_type(avatar.cache_invalidate(7), Coroutine[Any, Any, bool])
+    ok = await pending
+    assert_type(ok, bool)
+    assert ok and not await avatar.cache_invalidate(7)
+    clearing = assert_type(avatar.cache_clear(), Coroutine[Any, Any, None])
+    await clearing
+    await avatar.cache_clear()
+
+    catalog = Catalog()
+    assert_type(await catalog.price("tea"), float)
+    bound_price: _core.BoundCachedFunction[
+        [str],
+        _core.CachedCall[float],
+        LRUCache[Any, Any],
+        Coroutine[Any, Any, bool],
+        Coroutine[Any, Any, None],
+    ] = catalog.price
+    removed_price = await bound_price.cache_invalidate("tea")  # self comes from the binding
+    assert_type(removed_price, bool)
+    assert removed_price
+    assert not await Catalog.price.cache_invalidate(catalog, "tea")  # unbound: self explicitly
+    await catalog.price.cache_clear()
+    assert_type(catalog.price.cache_info(), CacheInfo)
+
+    assert_type(untiered.cache_invalidate(1), bool)  # no tier: not awaited
+    assert_type(await untiered(1), int)
+    for tier in (None, async_tier):
+        double = maybe_tiered(tier)
+        assert await double(2) == 4
+        either = double.cache_invalidate(2)
+        removed_double = either if isinstance(either, bool) else await either
+        assert_type(removed_double, bool)
+        assert removed_double
+
+
+asyncio.run(with_tiers())
+asyncio.run(avatar.cache_clear())  # a coroutine, as asyncio.run wants
+assert async_tier.stats().errors >= 1
+
+# Annotations of wrappers written with three type arguments fit every function but a coroutine
+# function with a tier (the last two default to `bool` and `None`).
+fib_again: _core.CachedFunction[[int], int, LRUCache[Any, Any]] = fib
+fetch_again: _core.CachedFunction[[str], _core.CachedCall[bytes], TTLCache[Any, Any]] = fetch
+price_again: _core.BoundCachedFunction[[str], float, LRUCache[Any, Any]] = prices.price
+profile_again: _core.CachedFunction[[int], str, LRUCache[Any, Any]] = profile
 
 # --- Key makers and constants ---------------------------------------------------------------
 

@@ -19,13 +19,12 @@ from typing import (
     NamedTuple,
     NoReturn,
     Protocol,
-    TypeVar,
     final,
     overload,
     type_check_only,
 )
 
-from typing_extensions import Concatenate, ParamSpec, Self, TypeAlias, disjoint_base
+from typing_extensions import Concatenate, ParamSpec, Self, TypeAlias, TypeVar, disjoint_base
 
 from cachebox.redis_tier import RedisTier
 
@@ -484,7 +483,7 @@ def _advance_clock(seconds: float) -> None:
 def _freeze_clock(frozen: bool = True) -> None:
     """Test hook: stops (or restarts) the real TTL clock, so only `_advance_clock` moves time."""
 
-def _followers(func: CachedFunction[..., Any, Any]) -> int:
+def _followers(func: CachedFunction[..., Any, Any, Any, Any]) -> int:
     """Test hook: how many callers of `func` wait for another caller's computation."""
 
 def _encode_key(key: object) -> bytes:
@@ -502,6 +501,18 @@ _P2 = ParamSpec("_P2")
 _C_co = TypeVar("_C_co", bound=BaseCacheImpl[Any, Any] | None, covariant=True)
 _C2 = TypeVar("_C2", bound=BaseCacheImpl[Any, Any] | None)
 _Cache = TypeVar("_Cache", bound=BaseCacheImpl[Any, Any])
+# `l2=`: the second tier a decorator was given (`RedisTier`), or `None` without one. Only a
+# coroutine function with a tier gets awaitable `cache_invalidate`/`cache_clear` results (its
+# tier must have a `redis.asyncio` client; a sync function's, a sync one: the checkers cannot
+# tell the two apart, as `RedisTier` takes any client).
+_L2_co = TypeVar("_L2_co", bound=RedisTier | None, covariant=True, default=None)
+# What `cache_invalidate(...)` and `cache_clear()` of a wrapper return: `bool` and `None`, or
+# with an async tier the coroutines of them. The defaults keep `CachedFunction[P, R, C]` the
+# wrapper of every function but a coroutine function with `l2=`.
+_Inv_co = TypeVar("_Inv_co", covariant=True, default=bool)
+_Clr_co = TypeVar("_Clr_co", covariant=True, default=None)
+_Inv = TypeVar("_Inv")
+_Clr = TypeVar("_Clr")
 
 # `key_maker(args, kwds)` returns the key of a call (`None` stands for `make_key`).
 _KeyMaker: TypeAlias = Callable[[tuple[Any, ...], dict[str, Any]], Hashable]
@@ -534,37 +545,49 @@ class _CacheAttribute:
     def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
     @overload
     def __get__(
-        self, instance: _CachedWrapper[..., Any, _Cache], owner: type[Any] | None = None, /
+        self, instance: _CachedWrapper[..., Any, _Cache, Any, Any], owner: type[Any] | None = None, /
     ) -> _Cache: ...
 
 @type_check_only
-class _CachedWrapper(Generic[_P, _R_co, _C_co]):
+class _CachedWrapper(Generic[_P, _R_co, _C_co, _Inv_co, _Clr_co]):
     """What a `CachedFunction` and a `BoundCachedFunction` both offer (no such class exists).
 
     `_P` and `_R_co` are the parameters and the return type of a call (for a coroutine function
     the return type is a `CachedCall` of its result); `_C_co` is the type of `cache`, or `None`
     when the decorator got a cache factory, which has no `cache`, `cache_info` or `cache_clear`.
+    `_Inv_co` and `_Clr_co` are what `cache_invalidate` and `cache_clear()` return: `bool` and
+    `None`, or for a coroutine function with `l2=` coroutines of them.
     """
 
     __name__: str
     __qualname__: str
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
-    def cache_invalidate(self, *args: _P.args, **kwargs: _P.kwargs) -> bool:
-        """Removes the entry a call with these arguments would use; whether there was one."""
+    def cache_invalidate(self, *args: _P.args, **kwargs: _P.kwargs) -> _Inv_co:
+        """Removes the entry a call with these arguments would use; whether there was one.
+
+        For a coroutine function with `l2=`, a coroutine of that (`await f.cache_invalidate(x)`).
+        """
     # A descriptor rather than a property so that both checkers reject `cache` in factory
     # mode (mypy does not check a property's self-type against the TypeVar's bound).
     cache: ClassVar[_CacheAttribute]
     @property
-    def cache_info(self: _CachedWrapper[..., Any, BaseCacheImpl[Any, Any]]) -> Callable[[], CacheInfo]:
+    def cache_info(
+        self: _CachedWrapper[..., Any, BaseCacheImpl[Any, Any], Any, Any],
+    ) -> Callable[[], CacheInfo]:
         """`cache_info()`: `CacheInfo(hits, misses, maxsize, length, memory)`."""
     @property
-    def cache_clear(self: _CachedWrapper[..., Any, BaseCacheImpl[Any, Any]]) -> Callable[[], None]:
-        """`cache_clear()`: empties the cache and resets the counters."""
+    def cache_clear(
+        self: _CachedWrapper[..., Any, BaseCacheImpl[Any, Any], Any, _Clr],
+    ) -> Callable[[], _Clr]:
+        """`cache_clear()`: empties the cache and resets the counters.
+
+        For a coroutine function with `l2=`, it returns a coroutine (`await f.cache_clear()`).
+        """
     @property
     def callback(self) -> _Callback | None: ...
 
 @final
-class CachedFunction(_CachedWrapper[_P, _R_co, _C_co]):
+class CachedFunction(_CachedWrapper[_P, _R_co, _C_co, _Inv_co, _Clr_co]):
     """A memoized function: call it like the decorated one.
 
     Read through an instance it binds as a method does, to a `BoundCachedFunction`.
@@ -575,12 +598,15 @@ class CachedFunction(_CachedWrapper[_P, _R_co, _C_co]):
     def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
     @overload
     def __get__(
-        self: CachedFunction[Concatenate[_S, _P2], _R, _C2], instance: _S, owner: type[Any] | None = None, /
-    ) -> BoundCachedFunction[_P2, _R, _C2]: ...
+        self: CachedFunction[Concatenate[_S, _P2], _R, _C2, _Inv, _Clr],
+        instance: _S,
+        owner: type[Any] | None = None,
+        /,
+    ) -> BoundCachedFunction[_P2, _R, _C2, _Inv, _Clr]: ...
     def __reduce__(self) -> str: ...
 
 @final
-class BoundCachedFunction(_CachedWrapper[_P, _R_co, _C_co]):
+class BoundCachedFunction(_CachedWrapper[_P, _R_co, _C_co, _Inv_co, _Clr_co]):
     """A `CachedFunction` bound to an instance: what `instance.method` is.
 
     Calling it (or its `cache_invalidate`) passes `__self__` as the first argument; every other
@@ -593,7 +619,7 @@ class BoundCachedFunction(_CachedWrapper[_P, _R_co, _C_co]):
     # The `CachedFunction` itself, typed by its base: mypy would apply `CachedFunction.__get__`
     # to a property's value, as if `__func__` were bound again.
     @property
-    def __func__(self) -> _CachedWrapper[..., _R_co, _C_co]: ...
+    def __func__(self) -> _CachedWrapper[..., _R_co, _C_co, _Inv_co, _Clr_co]: ...
     @property
     def __signature__(self) -> Signature:
         """The wrapper's signature without its first parameter, as for a bound method."""
@@ -602,13 +628,35 @@ class BoundCachedFunction(_CachedWrapper[_P, _R_co, _C_co]):
     def __reduce__(self) -> tuple[Any, ...]: ...
 
 @final
-class Decorator(Generic[_C_co]):
-    """What `cached(...)` and `cachedmethod(...)` return: apply it to a function."""
+class Decorator(Generic[_C_co, _L2_co]):
+    """What `cached(...)` and `cachedmethod(...)` return: apply it to a function.
 
+    `_C_co` is the type of the wrappers' `cache`; `_L2_co` is the type of `l2=` (`None` without
+    a second tier). A coroutine function with a tier gets awaitable `cache_invalidate` and
+    `cache_clear` results; every other function gets a `bool` and `None`.
+    """
+
+    # A coroutine function with a tier (whose client must then be a `redis.asyncio` one): its
+    # `cache_invalidate` and `cache_clear` return the coroutines of the tier's work. The ignores:
+    # mypy sees that a coroutine function typed only as a plain callable would take the last
+    # overload (`bool` and `None`) while the runtime returns coroutines; coroutine functions are
+    # told apart by their return type here, as for `CachedCall`, and cannot be otherwise.
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self: Decorator[_C2, RedisTier], func: Callable[_P, Coroutine[Any, Any, _R]], /
+    ) -> CachedFunction[_P, CachedCall[_R], _C2, Coroutine[Any, Any, bool], Coroutine[Any, Any, None]]: ...
     @overload
     def __call__(
+        self: Decorator[_C2, None], func: Callable[_P, Coroutine[Any, Any, _R]], /
+    ) -> CachedFunction[_P, CachedCall[_R], _C2]: ...
+    # A decorator typed `Decorator[C, RedisTier | None]`: either result, which the caller tells
+    # apart. (`cached(..., l2=maybe_tier)` gives the union of the two decorators instead.)
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
         self, func: Callable[_P, Coroutine[Any, Any, _R]], /
-    ) -> CachedFunction[_P, CachedCall[_R], _C_co]: ...
+    ) -> CachedFunction[
+        _P, CachedCall[_R], _C_co, bool | Coroutine[Any, Any, bool], None | Coroutine[Any, Any, None]
+    ]: ...
     @overload
     def __call__(self, func: Callable[_P, _R], /) -> CachedFunction[_P, _R, _C_co]: ...
 
@@ -616,7 +664,13 @@ class Decorator(Generic[_C_co]):
 # key is whatever `key_maker` builds). `None` and a `dict` become a `FIFOCache`; a function is
 # a cache factory, called with the first argument of every call (`lambda self: self.cache`).
 # Only a `VTTLCache` keeps a lifetime per entry, so only its overload takes a `ttl` other than
-# `None` (and the factory's: its cache is known per call, and checked then).
+# `None` (and the factory's: its cache is known per call, and checked then). Each kind of cache
+# has two overloads, without a tier (`l2=None`, the default) and with one: the decorator's second
+# type argument says which, and decides what `cache_invalidate` and `cache_clear` return (see
+# `Decorator`). A tier typed `RedisTier | None` matches both: the checkers make the result the
+# union of the two decorators, which mypy's strict mode calls an untyped decorator when it is
+# applied with `@` (`disallow_untyped_decorators`), but not when it is called:
+# `cached(cache, l2=tier)(func)`.
 @overload
 def cached(
     cache: None = None,
@@ -626,8 +680,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[FIFOCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[FIFOCache[Any, Any], None]: ...
+@overload
+def cached(
+    cache: None = None,
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[FIFOCache[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: dict[Any, Any],
@@ -637,8 +702,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[FIFOCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[FIFOCache[Any, Any], None]: ...
+@overload
+def cached(
+    cache: dict[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[FIFOCache[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: Cache[Any, Any],
@@ -648,8 +724,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[Cache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[Cache[Any, Any], None]: ...
+@overload
+def cached(
+    cache: Cache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[Cache[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: FIFOCache[Any, Any],
@@ -659,8 +746,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[FIFOCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[FIFOCache[Any, Any], None]: ...
+@overload
+def cached(
+    cache: FIFOCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[FIFOCache[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: RRCache[Any, Any],
@@ -670,8 +768,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[RRCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[RRCache[Any, Any], None]: ...
+@overload
+def cached(
+    cache: RRCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[RRCache[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: LRUCache[Any, Any],
@@ -681,8 +790,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[LRUCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[LRUCache[Any, Any], None]: ...
+@overload
+def cached(
+    cache: LRUCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[LRUCache[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: LFUCache[Any, Any],
@@ -692,8 +812,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[LFUCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[LFUCache[Any, Any], None]: ...
+@overload
+def cached(
+    cache: LFUCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[LFUCache[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: TTLCache[Any, Any],
@@ -703,8 +834,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[TTLCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[TTLCache[Any, Any], None]: ...
+@overload
+def cached(
+    cache: TTLCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[TTLCache[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: VTTLCache[Any, Any],
@@ -714,8 +856,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: _CallTTL | None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[VTTLCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[VTTLCache[Any, Any], None]: ...
+@overload
+def cached(
+    cache: VTTLCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: _CallTTL | None = None,
+    l2: RedisTier,
+) -> Decorator[VTTLCache[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: Frozen[Any, Any],
@@ -725,8 +878,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[Frozen[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[Frozen[Any, Any], None]: ...
+@overload
+def cached(
+    cache: Frozen[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[Frozen[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: BaseCacheImpl[Any, Any],
@@ -736,8 +900,19 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[BaseCacheImpl[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[BaseCacheImpl[Any, Any], None]: ...
+@overload
+def cached(
+    cache: BaseCacheImpl[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[BaseCacheImpl[Any, Any], RedisTier]: ...
 @overload
 def cached(
     cache: Callable[[Any], BaseCacheImpl[Any, Any]],
@@ -747,11 +922,23 @@ def cached(
     copy_level: int = 1,
     *,
     ttl: _CallTTL | None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[None]: ...
+    l2: None = None,
+) -> Decorator[None, None]: ...
+@overload
+def cached(
+    cache: Callable[[Any], BaseCacheImpl[Any, Any]],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: _CallTTL | None = None,
+    l2: RedisTier,
+) -> Decorator[None, RedisTier]: ...
 
 # `cachedmethod` is `cached` for methods: the first argument (`self`) is left out of the key.
-# It takes no cache factory; as with `cached`, only a `VTTLCache` takes a `ttl`.
+# It takes no cache factory; as with `cached`, only a `VTTLCache` takes a `ttl`, and each kind of
+# cache has an overload without a tier and one with.
 @overload
 def cachedmethod(
     cache: None = None,
@@ -761,8 +948,19 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[FIFOCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[FIFOCache[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: None = None,
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[FIFOCache[Any, Any], RedisTier]: ...
 @overload
 def cachedmethod(
     cache: dict[Any, Any],
@@ -772,8 +970,19 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[FIFOCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[FIFOCache[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: dict[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[FIFOCache[Any, Any], RedisTier]: ...
 @overload
 def cachedmethod(
     cache: Cache[Any, Any],
@@ -783,8 +992,19 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[Cache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[Cache[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: Cache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[Cache[Any, Any], RedisTier]: ...
 @overload
 def cachedmethod(
     cache: FIFOCache[Any, Any],
@@ -794,8 +1014,19 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[FIFOCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[FIFOCache[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: FIFOCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[FIFOCache[Any, Any], RedisTier]: ...
 @overload
 def cachedmethod(
     cache: RRCache[Any, Any],
@@ -805,8 +1036,19 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[RRCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[RRCache[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: RRCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[RRCache[Any, Any], RedisTier]: ...
 @overload
 def cachedmethod(
     cache: LRUCache[Any, Any],
@@ -816,8 +1058,19 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[LRUCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[LRUCache[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: LRUCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[LRUCache[Any, Any], RedisTier]: ...
 @overload
 def cachedmethod(
     cache: LFUCache[Any, Any],
@@ -827,8 +1080,19 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[LFUCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[LFUCache[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: LFUCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[LFUCache[Any, Any], RedisTier]: ...
 @overload
 def cachedmethod(
     cache: TTLCache[Any, Any],
@@ -838,8 +1102,19 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[TTLCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[TTLCache[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: TTLCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[TTLCache[Any, Any], RedisTier]: ...
 @overload
 def cachedmethod(
     cache: VTTLCache[Any, Any],
@@ -849,8 +1124,19 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: _CallTTL | None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[VTTLCache[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[VTTLCache[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: VTTLCache[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: _CallTTL | None = None,
+    l2: RedisTier,
+) -> Decorator[VTTLCache[Any, Any], RedisTier]: ...
 @overload
 def cachedmethod(
     cache: Frozen[Any, Any],
@@ -860,8 +1146,19 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[Frozen[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[Frozen[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: Frozen[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[Frozen[Any, Any], RedisTier]: ...
 @overload
 def cachedmethod(
     cache: BaseCacheImpl[Any, Any],
@@ -871,5 +1168,16 @@ def cachedmethod(
     copy_level: int = 1,
     *,
     ttl: None = None,
-    l2: RedisTier | None = None,
-) -> Decorator[BaseCacheImpl[Any, Any]]: ...
+    l2: None = None,
+) -> Decorator[BaseCacheImpl[Any, Any], None]: ...
+@overload
+def cachedmethod(
+    cache: BaseCacheImpl[Any, Any],
+    key_maker: _KeyMaker | None = None,
+    clear_reuse: bool = False,
+    callback: _Callback | None = None,
+    copy_level: int = 1,
+    *,
+    ttl: None = None,
+    l2: RedisTier,
+) -> Decorator[BaseCacheImpl[Any, Any], RedisTier]: ...
