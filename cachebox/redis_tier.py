@@ -1179,9 +1179,11 @@ class _Binding:
         except Exception as error:
             tier._failed(error)
             return (yield from self._compute(func, args, kwargs))
-        token = tier._token()
+        # What only the acquiring script needs is made when it is first sent: an L2 hit through a
+        # peek never needs it.
+        token = ""
         lock_ms = max(1, int(tier.lock_timeout * 1000))
-        deadline = time.monotonic() + tier.lock_wait
+        deadline = 0.0
         waiter = None
         pause = 0.005
         # A driver that can read a value more cheaply than the script does that first, while
@@ -1199,6 +1201,9 @@ class _Binding:
                         reply = yield (_PEEK, keys[0])
                         self._learn(reply is not None)
                     if reply is None:
+                        if not token:
+                            token = tier._token()
+                            deadline = sent + tier.lock_wait
                         reply = yield (_RUN, "acquire", keys, [token, lock_ms])
                 except Exception as error:
                     tier._failed(error)
