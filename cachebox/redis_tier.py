@@ -324,7 +324,7 @@ class _Lane:
             or getattr(client, "single_connection_client", False) is True
             or hasattr(client, "nodes_manager")
             or not all(callable(getattr(pool, m, None)) for m in ("get_connection", "release"))
-            or inspect.iscoroutinefunction(pool.get_connection) is not cls._async
+            or _is_async_client(client) is not cls._async
         ):
             return None
         try:
